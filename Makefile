@@ -1,0 +1,45 @@
+# Everyday commands. Everything runs from a local virtual environment that is
+# (re)built whenever pyproject.toml changes or a package's __init__.py appears.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# An editable install records which packages existed when it ran (a folder without
+# __init__.py is taken for a namespace package), so reinstall when a package marker appears.
+PACKAGE_MARKERS := $(wildcard graphc/__init__.py passes/__init__.py kernels/__init__.py runtime/__init__.py)
+
+.PHONY: install test demo lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(PACKAGE_MARKERS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install -e '.[dev,examples]'
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+demo: install
+	$(BIN)/python examples/quickstart.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --select I --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	@if test -f bench/run.py; then \
+		$(BIN)/python bench/run.py; \
+	else \
+		echo "no benchmarks yet (bench/run.py does not exist)"; \
+	fi
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

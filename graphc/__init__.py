@@ -1,0 +1,55 @@
+"""graphc: define a tensor computation once as a symbolic graph, then run it fast.
+
+Public API re-exports only; see ../shared/design/API.md for the contract.
+"""
+
+from __future__ import annotations
+
+import graphc.ops  # noqa: F401 - registers every op
+from graphc.api import *  # noqa: F403
+from graphc.api import __all__ as _api_names
+from graphc.dtypes import bool_, float32, float64, int32, int64
+from graphc.errors import (
+    ArgumentError,
+    DTypeError,
+    FormatError,
+    GraphcError,
+    IndexOutOfRangeError,
+    InputError,
+    PassError,
+    ShapeError,
+    VerifyError,
+)
+from graphc.function import Function, TensorSpec, function
+from graphc.ir import Graph, Node, Value
+from graphc.tensor import Tensor, Variable, constant, placeholder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    *_api_names,
+    "ArgumentError",
+    "DTypeError",
+    "FormatError",
+    "Function",
+    "Graph",
+    "GraphcError",
+    "IndexOutOfRangeError",
+    "InputError",
+    "Node",
+    "PassError",
+    "ShapeError",
+    "Tensor",
+    "TensorSpec",
+    "Value",
+    "Variable",
+    "VerifyError",
+    "bool_",
+    "constant",
+    "float32",
+    "float64",
+    "function",
+    "int32",
+    "int64",
+    "placeholder",
+]

@@ -1,0 +1,292 @@
+"""`graphc.function`: turn symbolic outputs into a callable `Function`.
+
+Orchestration, on top of the IR core: extracts the graph the outputs and
+updates need, checks the signature, and runs calls. Every feed is validated
+(names, dtypes by numpy's same_kind casting rule, ranks, sizes, and every size
+the graph requires to agree) before anything is computed. Calls run on the numpy
+reference interpreter for now; the optimizer and the numba backends plug in here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphc import interpret
+from graphc.errors import ArgumentError, DTypeError, GraphcError, InputError, ShapeError
+from graphc.ir import Graph
+from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor, variable_of
+from graphc.types import Sym, TensorType, format_shape
+
+PASS_NAMES = ("fold", "simplify", "cse", "dce", "fuse", "plan_memory")
+DEVICES = ("cpu", "reference")
+_UPDATE_LOCK = threading.Lock()  # variable updates of one call are applied together
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a Function: its name, dtype and shape (None: known at run time)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...]
+
+    @staticmethod
+    def of(name: str, tensor_type: TensorType) -> TensorSpec:
+        shape = tuple(None if isinstance(d, Sym) else d for d in tensor_type.shape)
+        return TensorSpec(name, tensor_type.dtype, shape)
+
+    def __str__(self) -> str:
+        dims = ["?" if d is None else d for d in self.shape]
+        return f"{self.name}: {self.dtype.name}{format_shape(dims)}"  # type: ignore[arg-type]
+
+
+def _flatten_outputs(outputs: Any) -> tuple[list[Tensor], list[str], Any]:
+    """Output tensors in order, their names, and a recipe to rebuild the user's structure."""
+    if isinstance(outputs, Mapping):
+        keys = list(outputs)
+        tensors = [as_tensor(outputs[k]) for k in keys]
+        return tensors, [str(k) for k in keys], ("dict", keys)
+    if isinstance(outputs, list | tuple):
+        tensors = [as_tensor(o) for o in outputs]
+        names = [t.name or f"output_{i}" for i, t in enumerate(tensors)]
+        return tensors, names, (type(outputs), len(tensors))
+    tensor = as_tensor(outputs)
+    return [tensor], [tensor.name or "output_0"], ("single", 1)
+
+
+def _check_inputs(inputs: Sequence[Any]) -> list[Tensor]:
+    if isinstance(inputs, Tensor) or not isinstance(inputs, Sequence):
+        raise InputError("inputs must be a list of placeholders")
+    names: set[str] = set()
+    for item in inputs:
+        if isinstance(item, Variable):
+            raise InputError(f"{item!r} is a Variable; variables are state, not inputs")
+        if not isinstance(item, Tensor) or item.op != "placeholder":
+            raise InputError(f"{item!r} is not a placeholder; only placeholders are inputs")
+        if item.name in names:
+            raise InputError(f"two inputs are named {item.name!r}; input names must be unique")
+        names.add(item.name)  # type: ignore[arg-type]
+    return list(inputs)
+
+
+def _check_updates(updates: Mapping[Any, Any] | None) -> list[tuple[Variable, Tensor]]:
+    if updates is None:
+        return []
+    if not isinstance(updates, Mapping):
+        raise GraphcError("updates must be a dict mapping Variables to new values")
+    checked = []
+    for variable, new_value in updates.items():
+        if not isinstance(variable, Variable):
+            raise GraphcError(f"update target {variable!r} is not a Variable")
+        new = as_tensor(new_value, like=variable.dtype)
+        declared, given = variable.type, new.type
+        if given.dtype != declared.dtype:
+            raise DTypeError(
+                f"update of variable {variable.name!r} ({declared}) has dtype "
+                f"{given.dtype.name}; cast it with .astype({declared.dtype.name!r})"
+            )
+        if given.ndim != declared.ndim or any(
+            isinstance(g, int) and g != d for g, d in zip(given.shape, declared.shape, strict=True)
+        ):
+            raise ShapeError(
+                f"update of variable {variable.name!r} ({declared}) has shape "
+                f"{format_shape(given.shape)}"
+            )
+        checked.append((variable, new))
+    return checked
+
+
+def _check_optimize(optimize: Any) -> tuple[str, ...]:
+    if optimize is True:
+        return PASS_NAMES
+    if optimize is False or optimize is None:
+        return ()
+    if isinstance(optimize, str) or not isinstance(optimize, Sequence):
+        raise ArgumentError(
+            f"optimize must be True, False or a list of pass names, got {optimize!r}"
+        )
+    unknown = [name for name in optimize if name not in PASS_NAMES]
+    if unknown:
+        raise ArgumentError(f"unknown pass(es) {unknown}; passes are {', '.join(PASS_NAMES)}")
+    return tuple(optimize)
+
+
+class Function:
+    """A compiled graph: call it with numpy arrays, get numpy arrays back.
+
+    Attributes
+    ----------
+    graph : Graph
+        The IR that runs.
+    inputs, outputs : tuple of TensorSpec
+        The signature.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        inputs: tuple[TensorSpec, ...],
+        outputs: tuple[TensorSpec, ...],
+        structure: Any,
+        variables: dict[int, Variable],
+        device: str,
+        pipeline: tuple[str, ...],
+    ) -> None:
+        self.graph = graph
+        self.inputs = inputs
+        self.outputs = outputs
+        self.device = device
+        self.pipeline = pipeline
+        self._structure = structure
+        self._variables = variables
+        self._input_types = tuple(graph.type_of(v) for v in graph.inputs)
+        self._input_index = {spec.name: i for i, spec in enumerate(inputs)}
+
+    def __repr__(self) -> str:
+        signature = ", ".join(str(s) for s in self.inputs)
+        results = ", ".join(str(s) for s in self.outputs)
+        return f"<graphc.Function ({signature}) -> ({results}) on {self.device}>"
+
+    def _collect_feeds(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        if len(args) > len(self.inputs):
+            raise InputError(f"takes {len(self.inputs)} inputs, got {len(args)} positional")
+        given: list[Any] = list(args) + [_MISSING] * (len(self.inputs) - len(args))
+        for name, value in kwargs.items():
+            index = self._input_index.get(name)
+            if index is None:
+                expected = ", ".join(repr(s.name) for s in self.inputs) or "none"
+                raise InputError(f"unknown input {name!r}; the inputs are {expected}")
+            if given[index] is not _MISSING:
+                raise InputError(f"input {name!r} is given twice")
+            given[index] = value
+        missing = [s.name for s, v in zip(self.inputs, given, strict=True) if v is _MISSING]
+        if missing:
+            raise InputError(f"missing input(s) {missing}")
+        return given
+
+    def _convert(self, spec: TensorSpec, value: Any) -> np.ndarray:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as error:
+            raise InputError(f"input {spec.name!r}: cannot convert to an array: {error}") from None
+        if array.dtype == spec.dtype:
+            return array
+        if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, spec.dtype, "same_kind"):
+            raise InputError(
+                f"input {spec.name!r} is {spec.dtype.name}; cannot cast "
+                f"{array.dtype.name} to it (numpy same_kind casting)"
+            )
+        return array.astype(spec.dtype)
+
+    def _validate(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[dict[int, np.ndarray], interpret.ConcreteTypes]:
+        """Every source value of this call, and every node's concrete types; raises
+        InputError before anything is computed."""
+        given = self._collect_feeds(args, kwargs)
+        bindings: dict[Sym, int] = {}
+        sources: dict[int, np.ndarray] = {}
+        for spec, value, ref, declared in zip(
+            self.inputs, given, self.graph.inputs, self._input_types, strict=True
+        ):
+            array = self._convert(spec, value)
+            interpret.bind_dims(
+                declared, TensorType(array.dtype, array.shape), bindings, f"input {spec.name!r}"
+            )
+            sources[ref.node] = array
+        for node_id, variable in self._variables.items():
+            sources[node_id] = variable.get_state()
+        source_types = {i: TensorType(a.dtype, a.shape) for i, a in sources.items()}
+        types = interpret.concrete_types(self.graph, source_types, bindings)
+        for variable_id, value in self.graph.updates:
+            new_type = types[value.node][value.index]
+            if new_type != source_types[variable_id]:
+                raise InputError(
+                    f"the update of variable {self._variables[variable_id].name!r} "
+                    f"({source_types[variable_id]}) computes {new_type}"
+                )
+        return sources, types
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the graph: inputs positionally in `inputs` order or by name."""
+        sources, types = self._validate(args, kwargs)
+        values = interpret.evaluate(self.graph, sources, types)
+        results = [np.array(values[v], copy=True) for v in self.graph.outputs]
+        if self.graph.updates:
+            new_states = [
+                (self._variables[var], np.array(values[v], copy=True))
+                for var, v in self.graph.updates
+            ]
+            with _UPDATE_LOCK:
+                for variable, state in new_states:
+                    variable.set_state(state)
+        return self._restructure(results)
+
+    def _restructure(self, results: list[np.ndarray]) -> Any:
+        kind, detail = self._structure
+        if kind == "single":
+            return results[0]
+        if kind == "dict":
+            return dict(zip(detail, results, strict=True))
+        return kind(results)
+
+
+_MISSING = object()
+
+
+def function(
+    inputs: Sequence[Tensor],
+    outputs: Any,
+    updates: Mapping[Any, Any] | None = None,
+    *,
+    device: str = "cpu",
+    optimize: Any = True,
+) -> Function:
+    """Compile symbolic `outputs` of placeholder `inputs` into a callable Function.
+
+    Parameters
+    ----------
+    inputs : list of placeholders
+        The call's arguments, in order (may be empty; an unused input is allowed).
+    outputs : Tensor, list/tuple of Tensors, or dict of Tensors
+        What a call returns, as numpy arrays in the same structure.
+    updates : dict Variable -> Tensor, optional
+        New variable values, all computed from the old values, assigned after the outputs.
+    device : "cpu" or "reference"
+        Where the graph runs.
+    optimize : True, False or a list of pass names
+        The optimization passes to run.
+    """
+    if device not in DEVICES:
+        raise ArgumentError(
+            f"device must be one of {', '.join(map(repr, DEVICES))}; got {device!r}"
+        )
+    pipeline = _check_optimize(optimize)
+    input_tensors = _check_inputs(inputs)
+    output_tensors, output_names, structure = _flatten_outputs(outputs)
+    update_pairs = _check_updates(updates)
+    graph = DEFAULT_BUILDER.build(
+        [t.ref for t in input_tensors],
+        [t.ref for t in output_tensors],
+        [(variable.ref.node, new.ref) for variable, new in update_pairs],
+    )
+    declared = {v.node for v in graph.inputs}
+    undeclared = [n.name for n in graph.nodes if n.op == "placeholder" and n.id not in declared]
+    if undeclared:
+        raise InputError(
+            f"the outputs need placeholder(s) {undeclared}, which are not among the inputs"
+        )
+    variables = {n.id: variable_of(n.id) for n in graph.nodes if n.op == "variable"}
+    input_specs = tuple(TensorSpec.of(t.name, t.type) for t in input_tensors)  # type: ignore[arg-type]
+    output_specs = tuple(
+        TensorSpec.of(name, t.type) for name, t in zip(output_names, output_tensors, strict=True)
+    )
+    return Function(graph, input_specs, output_specs, structure, variables, device, pipeline)
+
+
+__all__ = ["Function", "TensorSpec", "function"]

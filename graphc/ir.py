@@ -1,0 +1,227 @@
+"""The IR: `Value`, `Node`, `Graph` and `GraphBuilder`, the only way to make nodes.
+
+Part of the IR core. Nodes are frozen; a graph keeps them in topological order
+(every input is defined by an earlier node) and is never changed after it is
+built: passes return new graphs. The builder infers each node's types when the
+node is built, so shape and dtype errors surface at the user's line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from graphc.errors import DTypeError, GraphcError, ShapeError
+from graphc.registry import Attrs, lookup
+from graphc.types import TensorType
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """One output of a node: `index` selects among a multi-output node's results."""
+
+    node: int
+    index: int = 0
+
+    def __str__(self) -> str:
+        return f"%{self.node}" if self.index == 0 else f"%{self.node}.{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One operation: op name, input values, attributes and inferred output types."""
+
+    id: int
+    op: str
+    inputs: tuple[Value, ...]
+    attrs: Attrs
+    types: tuple[TensorType, ...]
+    name: str | None = None
+    origin: str | None = None  # the user's file:line where the node was built
+
+    @property
+    def outputs(self) -> tuple[Value, ...]:
+        return tuple(Value(self.id, i) for i in range(len(self.types)))
+
+    @property
+    def type(self) -> TensorType:
+        """The type of a single-output node."""
+        return self.types[0]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A whole computation: nodes in topological order, its signature and variable updates.
+
+    inputs   placeholder values, in the order a caller passes them
+    outputs  the values a call returns
+    updates  (variable node id, new value) pairs, applied after the outputs
+    """
+
+    nodes: tuple[Node, ...]
+    inputs: tuple[Value, ...] = ()
+    outputs: tuple[Value, ...] = ()
+    updates: tuple[tuple[int, Value], ...] = ()
+
+    @cached_property
+    def by_id(self) -> dict[int, Node]:
+        return {n.id: n for n in self.nodes}
+
+    @cached_property
+    def users(self) -> dict[int, list[int]]:
+        """node id -> ids of the nodes that read one of its outputs."""
+        result: dict[int, list[int]] = {n.id: [] for n in self.nodes}
+        for n in self.nodes:
+            for v in n.inputs:
+                result[v.node].append(n.id)
+        return result
+
+    @property
+    def variables(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.op == "variable")
+
+    def node(self, value: Value | int) -> Node:
+        return self.by_id[value if isinstance(value, int) else value.node]
+
+    def type_of(self, value: Value) -> TensorType:
+        return self.by_id[value.node].types[value.index]
+
+    def roots(self) -> tuple[Value, ...]:
+        """The values the graph exists to compute: outputs and update values."""
+        return self.outputs + tuple(v for _, v in self.updates)
+
+    def ancestors(self, values: Iterable[Value]) -> set[int]:
+        """Ids of the nodes that `values` depend on, including their own nodes."""
+        seen: set[int] = set()
+        stack = [v.node for v in values]
+        while stack:
+            node_id = stack.pop()
+            if node_id in seen:
+                continue
+            seen.add(node_id)
+            stack.extend(v.node for v in self.by_id[node_id].inputs)
+        return seen
+
+    def replace(self, **changes: Any) -> Graph:
+        return dataclasses.replace(self, **changes)
+
+    def __str__(self) -> str:
+        from graphc.printer import format_graph
+
+        return format_graph(self)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_origin() -> str | None:
+    """The `file:line` of the innermost caller outside the graphc package."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def value_label(node: Node, index: int = 0) -> str:
+    """How errors name a value: the user's name when there is one, else `%id (op)`."""
+    label = node.name or f"%{node.id} ({node.op})"
+    return f"{label}[{index}]" if len(node.types) > 1 else label
+
+
+def describe_value(node: Node, index: int = 0) -> str:
+    """`label: type` for error messages."""
+    return f"{value_label(node, index)}: {node.types[index]}"
+
+
+class GraphBuilder:
+    """Makes nodes: checks attributes, infers types, assigns increasing ids.
+
+    Ids increase in build order and every input is built before its user, so
+    sorting nodes by id is a topological order.
+    """
+
+    def __init__(self, nodes: Iterable[Node] = ()) -> None:
+        self._nodes: dict[int, Node] = {n.id: n for n in nodes}
+        self._next_id = max(self._nodes, default=-1) + 1
+        self._lock = threading.Lock()
+
+    def node(self, value: Value | int) -> Node:
+        return self._nodes[value if isinstance(value, int) else value.node]
+
+    def type_of(self, value: Value) -> TensorType:
+        return self._nodes[value.node].types[value.index]
+
+    def add(
+        self,
+        op: str,
+        inputs: Sequence[Value] = (),
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        origin: str | None = None,
+    ) -> tuple[Value, ...]:
+        """Build one node of `op` and return its output values.
+
+        Raises ShapeError/DTypeError naming the op, its operands and the user's line.
+        """
+        opdef = lookup(op)
+        origin = origin or user_origin()
+        inputs = tuple(inputs)
+        if opdef.arity is not None and len(inputs) != opdef.arity:
+            raise GraphcError(f"{op} takes {opdef.arity} inputs, got {len(inputs)}")
+        frozen = opdef.check_attrs(attrs or {})
+        input_types = tuple(self.type_of(v) for v in inputs)
+        try:
+            inferred = opdef.infer(*input_types, **frozen)
+        except (ShapeError, DTypeError) as error:
+            operands = "  with  ".join(describe_value(self.node(v), v.index) for v in inputs)
+            message = f"{op}{f' at {origin}' if origin else ''}: {error}"
+            if operands:
+                message += f"\n    {operands}"
+            raise type(error)(message) from None
+        types = inferred if isinstance(inferred, tuple) else (inferred,)
+        with self._lock:
+            node_id = self._next_id
+            self._next_id += 1
+            node = Node(node_id, op, inputs, frozen, types, name, origin)
+            self._nodes[node_id] = node
+        return node.outputs
+
+    def add1(
+        self,
+        op: str,
+        inputs: Sequence[Value] = (),
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        origin: str | None = None,
+    ) -> Value:
+        """`add` for an op with exactly one output."""
+        (value,) = self.add(op, inputs, attrs, name=name, origin=origin)
+        return value
+
+    def build(
+        self,
+        inputs: Sequence[Value],
+        outputs: Sequence[Value],
+        updates: Sequence[tuple[int, Value]] = (),
+    ) -> Graph:
+        """The graph of every node that `inputs`, `outputs` and `updates` need, in id order."""
+        needed: set[int] = set()
+        stack = [v.node for v in (*inputs, *outputs)]
+        stack += [node_id for var, value in updates for node_id in (var, value.node)]
+        while stack:
+            node_id = stack.pop()
+            if node_id not in needed:
+                needed.add(node_id)
+                stack.extend(v.node for v in self._nodes[node_id].inputs)
+        nodes = tuple(self._nodes[i] for i in sorted(needed))
+        return Graph(nodes, tuple(inputs), tuple(outputs), tuple(updates))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from graphc.errors import DTypeError, GraphcError, ShapeError
+from graphc.errors import ArgumentError, DTypeError, GraphcError, ShapeError
 from graphc.registry import Attrs, lookup
 from graphc.types import TensorType
 
@@ -130,6 +130,12 @@ def user_origin() -> str | None:
     return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
+def located(op: str, error_type: type[GraphcError], message: str) -> GraphcError:
+    """An error of `error_type` naming `op` and the user's line, ready to raise."""
+    origin = user_origin()
+    return error_type(f"{op}{f' at {origin}' if origin else ''}: {message}")
+
+
 def value_label(node: Node, index: int = 0) -> str:
     """How errors name a value: the user's name when there is one, else `%id (op)`."""
     label = node.name or f"%{node.id} ({node.op})"
@@ -177,11 +183,11 @@ class GraphBuilder:
         inputs = tuple(inputs)
         if opdef.arity is not None and len(inputs) != opdef.arity:
             raise GraphcError(f"{op} takes {opdef.arity} inputs, got {len(inputs)}")
-        frozen = opdef.check_attrs(attrs or {})
         input_types = tuple(self.type_of(v) for v in inputs)
         try:
+            frozen = opdef.check_attrs(attrs or {})
             inferred = opdef.infer(*input_types, **frozen)
-        except (ShapeError, DTypeError) as error:
+        except (ShapeError, DTypeError, ArgumentError) as error:
             operands = "  with  ".join(describe_value(self.node(v), v.index) for v in inputs)
             message = f"{op}{f' at {origin}' if origin else ''}: {error}"
             if operands:

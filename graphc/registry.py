@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import GraphcError
+from graphc.errors import ArgumentError, DTypeError, GraphcError
 
 
 class ConstArray:
@@ -183,17 +183,18 @@ class OpDef:
         frozen = Attrs(attrs)
         unknown = set(frozen) - set(self.attrs)
         if unknown:
-            raise GraphcError(f"{self.name}: unknown attribute(s) {sorted(unknown)}")
+            raise ArgumentError(f"unknown attribute(s) {sorted(unknown)}")
         complete: dict[str, Any] = {}
         for key, spec in self.attrs.items():
             if key in frozen:
                 value = frozen[key]
             elif spec.default is REQUIRED:
-                raise GraphcError(f"{self.name}: missing attribute {key!r}")
+                raise ArgumentError(f"missing attribute {key!r}")
             else:
                 value = _freeze(spec.default)
             if not spec.accepts(value):
-                raise GraphcError(f"{self.name}: attribute {key}={value!r} is not a {spec.kind}")
+                error_type = DTypeError if spec.kind == "dtype" else ArgumentError
+                raise error_type(f"attribute {key}={value!r} is not a {spec.kind}")
             complete[key] = value
         return Attrs(complete)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import DTypeError, GraphcError, ShapeError
-from graphc.ir import GraphBuilder, Node, Value
+from graphc.ir import GraphBuilder, Node, Value, located
 from graphc.types import Sym, TensorType
 
 DEFAULT_BUILDER = GraphBuilder()
@@ -233,8 +233,16 @@ def _checked_name(name: str | None, kind: str) -> str:
     if name is None:
         return f"{kind}_{next(_names)}"
     if not isinstance(name, str) or not name:
-        raise GraphcError(f"a {kind} name must be a non-empty str, got {name!r}")
+        raise located(kind, GraphcError, f"a name must be a non-empty str, got {name!r}")
     return name
+
+
+def _dtype_at(op: str, dtype: Any) -> np.dtype:
+    """`dtypes.as_dtype`, with an error naming `op` and the user's line."""
+    try:
+        return dtypes.as_dtype(dtype)
+    except DTypeError as error:
+        raise located(op, DTypeError, str(error)) from None
 
 
 def placeholder(
@@ -251,10 +259,12 @@ def placeholder(
     name : str, optional
         The input's name (generated when missing); a function's inputs need unique names.
     """
-    resolved = dtypes.as_dtype(dtype)
+    resolved = _dtype_at("placeholder", dtype)
     name = _checked_name(name, "placeholder")
     if isinstance(shape, int | str) or not isinstance(shape, Sequence):
-        raise ShapeError(f"placeholder {name!r}: shape must be a sequence, got {shape!r}")
+        raise located(
+            "placeholder", ShapeError, f"{name!r}: shape must be a sequence, got {shape!r}"
+        )
     dims: list[int | str] = []
     for axis, dim in enumerate(shape):
         if dim is None:
@@ -264,9 +274,10 @@ def placeholder(
         elif isinstance(dim, int | np.integer) and not isinstance(dim, bool) and dim >= 0:
             dims.append(int(dim))
         else:
-            raise ShapeError(
-                f"placeholder {name!r}: size {dim!r} on axis {axis} is not an "
-                f"int >= 0, None or a name"
+            raise located(
+                "placeholder",
+                ShapeError,
+                f"{name!r}: size {dim!r} on axis {axis} is not an int >= 0, None or a name",
             )
     return build1(
         "placeholder", [], {"name": name, "dtype": resolved.name, "shape": tuple(dims)}, name=name
@@ -276,12 +287,14 @@ def placeholder(
 def _array_of(value: Any, dtype: Any = None) -> np.ndarray:
     """`numpy.asarray(value, dtype)`, restricted to the supported dtypes."""
     if isinstance(value, Tensor):
-        raise GraphcError(f"{value!r} is symbolic; a constant needs a concrete value")
+        raise located("constant", GraphcError, f"{value!r} is symbolic, not a concrete value")
     try:
-        array = np.asarray(value, dtype=None if dtype is None else dtypes.as_dtype(dtype))
+        array = np.asarray(value, dtype=None if dtype is None else _dtype_at("constant", dtype))
     except (OverflowError, ValueError, TypeError) as error:
-        raise DTypeError(f"cannot make an array of {value!r}: {error}") from None
-    dtypes.as_dtype(array.dtype)
+        raise located(
+            "constant", DTypeError, f"cannot make an array of {value!r}: {error}"
+        ) from None
+    _dtype_at("constant", array.dtype)
     return array
 
 

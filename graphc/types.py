@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,9 +21,15 @@ from graphc.errors import ShapeError
 
 @dataclass(frozen=True, slots=True)
 class Sym:
-    """A dimension whose size is known only at run time."""
+    """A dimension whose size is known only at run time.
+
+    A product of sizes also records its factors (`coefficient` times the named sizes
+    in `factors`) so that reshapes can divide it again; equality is by name alone.
+    """
 
     name: str
+    factors: tuple[str, ...] = field(default=(), compare=False)
+    coefficient: int = field(default=1, compare=False)
 
     def __str__(self) -> str:
         return self.name
@@ -143,20 +149,31 @@ def dim_sum(dims: Iterable[Dim]) -> Dim:
     return derived("add", *sorted(unknown), *([known] if known else []))
 
 
-def dim_product(dims: Iterable[Dim]) -> Dim:
-    """The product of dims (a number of elements), canonical like `dim_sum`."""
+def product_factors(dims: Iterable[Dim]) -> tuple[int, list[str]]:
+    """(the known coefficient, the names of the unknown factors) of a product of dims."""
     known = 1
     unknown: list[str] = []
     for dim in dims:
         if isinstance(dim, int):
             known *= dim
+        elif dim.factors:
+            known *= dim.coefficient
+            unknown.extend(dim.factors)
         else:
             unknown.append(dim.name)
+    return known, unknown
+
+
+def dim_product(dims: Iterable[Dim]) -> Dim:
+    """The product of dims (a number of elements), canonical like `dim_sum`."""
+    known, unknown = product_factors(dims)
     if known == 0 or not unknown:
         return known
     if known == 1 and len(unknown) == 1:
         return Sym(unknown[0])
-    return derived("mul", *sorted(unknown), *([known] if known != 1 else []))
+    factors = tuple(sorted(unknown))
+    name = derived("mul", *factors, *([known] if known != 1 else [])).name
+    return Sym(name, factors, known)
 
 
 def normalize_axis(axis: int, ndim: int) -> int:

@@ -9,17 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from graphc.errors import GraphcError, ShapeError
-from graphc.ir import user_origin
+from graphc.errors import ShapeError
+from graphc.ir import located
 from graphc.types import normalize_axes, normalize_axis
 
 T = TypeVar("T")
 
 
-def fail(op: str, error_type: type[GraphcError], message: str) -> GraphcError:
-    """An error of `error_type` naming `op` and the user's line, ready to raise."""
-    origin = user_origin()
-    return error_type(f"{op}{f' at {origin}' if origin else ''}: {message}")
+fail = located
 
 
 def checked(op: str, compute: Callable[..., T], *args: Any) -> T:

@@ -11,6 +11,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from graphc import dtypes
 from graphc.api._common import fail
 from graphc.errors import ArgumentError
@@ -138,6 +140,11 @@ isfinite = _unary("isfinite", "True where x is neither NaN nor infinite.")
 stop_gradient = _unary("stop_gradient", "x itself, through which no gradient flows.")
 
 
+def _dtype_name(dtype: Any) -> str:
+    """A dtype argument as the name the IR stores; a bad one is an error at the user's line."""
+    return np.dtype(dtype).name if isinstance(dtype, np.dtype) else str(dtype)
+
+
 def square(x: Any) -> Tensor:
     """x * x."""
     x = as_tensor(x)
@@ -158,19 +165,19 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 def cast(x: Any, dtype: Any) -> Tensor:
     """x converted to `dtype` (numpy's unsafe casting: floats truncate toward zero)."""
-    return build1("cast", [as_tensor(x)], {"dtype": dtypes.as_dtype(dtype).name})
+    return build1("cast", [as_tensor(x)], {"dtype": _dtype_name(dtype)})
 
 
 def zeros_like(x: Any, dtype: Any = None) -> Tensor:
     """Zeros of x's shape, of x's dtype unless `dtype` is given."""
     x = as_tensor(x)
-    return build1("full_like", [x], {"value": 0, "dtype": dtypes.as_dtype(dtype or x.dtype).name})
+    return build1("full_like", [x], {"value": 0, "dtype": _dtype_name(dtype or x.dtype)})
 
 
 def ones_like(x: Any, dtype: Any = None) -> Tensor:
     """Ones of x's shape, of x's dtype unless `dtype` is given."""
     x = as_tensor(x)
-    return build1("full_like", [x], {"value": 1, "dtype": dtypes.as_dtype(dtype or x.dtype).name})
+    return build1("full_like", [x], {"value": 1, "dtype": _dtype_name(dtype or x.dtype)})
 
 
 def clip(x: Any, lo: Any = None, hi: Any = None) -> Tensor:

@@ -17,7 +17,6 @@ from graphc.errors import ShapeError
 from graphc.registry import AttrSpec, OpDef, register
 from graphc.types import (
     Dim,
-    Shape,
     Sym,
     TensorType,
     computed_dim,
@@ -25,28 +24,18 @@ from graphc.types import (
     dim_product,
     dim_sum,
     format_shape,
+    product_factors,
     unify_dims,
 )
 
 VIEW = frozenset({"pure", "view"})
 
 
-def _split_known(shape: Shape) -> tuple[int, list[Dim]]:
-    """(product of the known dims, the unknown dims) of a shape."""
-    known, unknown = 1, []
-    for d in shape:
-        if isinstance(d, int):
-            known *= d
-        else:
-            unknown.append(d)
-    return known, unknown
-
-
 def _infer_reshape(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
     if sum(d == -1 for d in shape) > 1 or any(d < -1 for d in shape):
         raise ShapeError(f"reshape target {shape} may hold one -1 and sizes >= 0 only")
     target_known = int(np.prod([d for d in shape if d != -1]))
-    source_known, source_unknown = _split_known(x.shape)
+    source_known, source_unknown = product_factors(x.shape)
     total = dim_product(x.shape)
     if -1 not in shape:
         if isinstance(total, int) and total != target_known:
@@ -65,7 +54,7 @@ def _infer_reshape(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
             )
         missing: Dim = total // target_known
     elif source_known % target_known == 0:
-        missing = dim_product([*source_unknown, source_known // target_known])
+        missing = dim_product([*map(Sym, source_unknown), source_known // target_known])
     else:
         missing = derived("div", total, target_known)
     return x.with_shape(missing if d == -1 else d for d in shape)

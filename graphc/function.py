@@ -262,6 +262,9 @@ def function(
     optimize : True, False or a list of pass names
         The optimization passes to run.
     """
+    if device == "cuda":
+        raise GraphcError("device='cuda': this version of graphc has no CUDA backend yet; "
+                          "use device='cpu'")
     if device not in DEVICES:
         raise ArgumentError(
             f"device must be one of {', '.join(map(repr, DEVICES))}; got {device!r}"

@@ -163,14 +163,15 @@ def test_integer_negative_power_raises_like_numpy() -> None:
         f([2, 3])
 
 
+@pytest.fixture(scope="module")
+def f() -> gc.Function:
+    x = gc.placeholder((None, 3), name="x")
+    labels = gc.placeholder((None,), "int64", name="labels")
+    return gc.function([x, labels], gc.sum(x, axis=1) + labels)
+
+
 class TestFeeds:
     """Every bad feed raises InputError before anything runs."""
-
-    @pytest.fixture(scope="class")
-    def f(self) -> gc.Function:
-        x = gc.placeholder((None, 3), name="x")
-        labels = gc.placeholder((None,), "int64", name="labels")
-        return gc.function([x, labels], gc.sum(x, axis=1) + labels)
 
     def test_good_feeds(self, f: gc.Function) -> None:
         out = f(np.ones((2, 3)), np.array([1, 2]))

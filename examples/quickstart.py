@@ -32,8 +32,10 @@ classify = graphc.function([x], outputs, updates={seen: seen + graphc.count(x, a
 for batch_size in (2, 5):
     batch = rng.standard_normal((batch_size, 4)).astype("float32")
     result = classify(batch)
-    print(f"batch of {batch_size}: labels {result['label']}, "
-          f"row sums {np.round(result['probabilities'].sum(axis=1), 6)}")
+    print(
+        f"batch of {batch_size}: labels {result['label']}, "
+        f"row sums {np.round(result['probabilities'].sum(axis=1), 6)}"
+    )
 print(f"rows classified so far: {seen.value}")
 
 # 4. Mistakes are caught where the graph is defined, naming the op and the line.

@@ -263,8 +263,9 @@ def function(
         The optimization passes to run.
     """
     if device == "cuda":
-        raise GraphcError("device='cuda': this version of graphc has no CUDA backend yet; "
-                          "use device='cpu'")
+        raise GraphcError(
+            "device='cuda': this version of graphc has no CUDA backend yet; use device='cpu'"
+        )
     if device not in DEVICES:
         raise ArgumentError(
             f"device must be one of {', '.join(map(repr, DEVICES))}; got {device!r}"

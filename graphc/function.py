@@ -25,6 +25,7 @@ from graphc.types import Sym, TensorType, format_shape
 PASS_NAMES = ("fold", "simplify", "cse", "dce", "fuse", "plan_memory")
 DEVICES = ("cpu", "reference")
 _UPDATE_LOCK = threading.Lock()  # variable updates of one call are applied together
+_MISSING = object()  # an input slot no argument has filled yet
 
 
 @dataclass(frozen=True)
@@ -234,9 +235,6 @@ class Function:
         if kind == "dict":
             return dict(zip(detail, results, strict=True))
         return kind(results)
-
-
-_MISSING = object()
 
 
 def function(

@@ -12,7 +12,7 @@ from typing import Any
 
 from graphc.api._common import axes_of, fail, pair
 from graphc.api.elementwise import add, divide, exp, log, multiply, negative, sqrt, subtract
-from graphc.api.reduce import _as_float, finite_max, mean
+from graphc.api.reduce import as_float, finite_max, mean
 from graphc.errors import DTypeError, ShapeError
 from graphc.tensor import Tensor, as_tensor, build1
 from graphc.types import unify_dims
@@ -35,7 +35,7 @@ def _sum_kept(x: Tensor, axes: tuple[int, ...]) -> Tensor:
 
 def softmax(x: Any, axis: Any = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first."""
-    x = _as_float(x)
+    x = as_float(x)
     axes = axes_of("softmax", axis, x.ndim)
     shifted = exp(subtract(x, finite_max(x, axes)))
     return divide(shifted, _sum_kept(shifted, axes))
@@ -43,7 +43,7 @@ def softmax(x: Any, axis: Any = -1) -> Tensor:
 
 def log_softmax(x: Any, axis: Any = -1) -> Tensor:
     """x - logsumexp(x) along `axis`, as (x - max) - log(sum(exp(x - max)))."""
-    x = _as_float(x)
+    x = as_float(x)
     axes = axes_of("log_softmax", axis, x.ndim)
     shifted = subtract(x, finite_max(x, axes))
     return subtract(shifted, log(_sum_kept(exp(shifted), axes)))
@@ -90,7 +90,7 @@ def layer_norm(
     x: Any, gamma: Any = None, beta: Any = None, axis: Any = -1, eps: float = 1e-5
 ) -> Tensor:
     """(x - mean) / sqrt(var + eps) over trailing `axis`, then * gamma + beta."""
-    x = _as_float(x)
+    x = as_float(x)
     axes = axes_of("layer_norm", axis, x.ndim)
     if axes != tuple(range(x.ndim - len(axes), x.ndim)):
         raise fail("layer_norm", ShapeError, f"axis {axis} must be trailing axes of {x.type}")

@@ -105,7 +105,7 @@ def count(x: Any, axis: Any = None, dtype: Any = "int64") -> Tensor:
     return build1("axis_size", [x], {"axes": axes, "dtype": resolved.name})
 
 
-def _as_float(x: Any) -> Tensor:
+def as_float(x: Any) -> Tensor:
     """x in numpy's float dtype for statistics: ints and bool become float64."""
     x = as_tensor(x)
     return x if dtypes.is_float(x.dtype) else build1("cast", [x], {"dtype": "float64"})
@@ -113,13 +113,13 @@ def _as_float(x: Any) -> Tensor:
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """The arithmetic mean over `axis`; integers give float64; an empty axis gives NaN."""
-    x = _as_float(x)
+    x = as_float(x)
     return divide(sum(x, axis, keepdims), count(x, axis, x.dtype))
 
 
 def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     """The variance over `axis`, dividing by max(n - ddof, 0) as numpy does."""
-    x = _as_float(x)
+    x = as_float(x)
     centered = subtract(x, mean(x, axis, keepdims=True))
     total = sum(multiply(centered, centered), axis, keepdims)
     return divide(total, maximum(subtract(count(x, axis, x.dtype), ddof), 0))
@@ -142,7 +142,7 @@ def finite_max(x: Tensor, axes: tuple[int, ...]) -> Tensor:
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) over `axis`, computed without overflow."""
-    x = _as_float(x)
+    x = as_float(x)
     axes = axes_of("logsumexp", axis, x.ndim)
     shift = finite_max(x, axes)
     total = build1("sum", [exp(subtract(x, shift))], {"axes": axes, "keepdims": True})

@@ -22,13 +22,9 @@ from graphc.types import TensorType, broadcast_shapes
 Ufunc = Callable[..., np.ndarray]
 
 
-def _result_dtype(ufunc: np.ufunc, input_dtypes: tuple[np.dtype, ...]) -> np.dtype:
-    return dtypes.resolve_ufunc(ufunc, input_dtypes)
-
-
 def _infer_by(dtype_ufunc: np.ufunc) -> Callable[..., TensorType]:
     def infer(*types: TensorType) -> TensorType:
-        dtype = _result_dtype(dtype_ufunc, tuple(t.dtype for t in types))
+        dtype = dtypes.resolve_ufunc(dtype_ufunc, tuple(t.dtype for t in types))
         return TensorType(dtype, broadcast_shapes(*(t.shape for t in types)))
 
     return infer
@@ -36,7 +32,7 @@ def _infer_by(dtype_ufunc: np.ufunc) -> Callable[..., TensorType]:
 
 def _reference_by(dtype_ufunc: np.ufunc, compute: Ufunc) -> Callable[..., np.ndarray]:
     def reference(*arrays: np.ndarray) -> np.ndarray:
-        dtype = _result_dtype(dtype_ufunc, tuple(a.dtype for a in arrays))
+        dtype = dtypes.resolve_ufunc(dtype_ufunc, tuple(a.dtype for a in arrays))
         if dtype.kind == "f":
             # numpy would compute float math on bool in float16; compute in the result dtype
             arrays = tuple(a.astype(dtype) if a.dtype.kind == "b" else a for a in arrays)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import interpret
 from graphc.ir import GraphBuilder, Value
 from graphc.registry import NOT_DIFFERENTIABLE, REGISTRY, Attrs, ConstArray
 from graphc.types import Sym, TensorType, broadcast_shapes, dim_product, dim_sum
@@ -183,3 +184,15 @@ def test_registry_entry_is_complete(name: str) -> None:
         assert "pure" in opdef.traits
     for spec in opdef.attrs.values():
         assert spec.default is not None or spec.kind in ("axes", "int_or_none")
+
+
+def test_interpreter_runs_a_graph_with_its_updates() -> None:
+    x = gc.placeholder((None,), name="x")
+    v = gc.Variable(np.array([1.0, 2.0]), name="v")
+    f = gc.function([x], gc.sum(x) * 2, updates={v: v + x})
+    feed = np.array([3.0, 4.0])
+    outputs, updates = interpret.run(f.graph, {x.ref.node: feed, v.ref.node: v.value})
+    np.testing.assert_array_equal(outputs[0], 14.0)
+    np.testing.assert_array_equal(updates[0], [4.0, 6.0])
+    with pytest.raises(gc.InputError, match="no value for variable 'v'"):
+        interpret.run(f.graph, {x.ref.node: feed})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import graphc.ops  # noqa: F401 - registers every op
 from graphc.api import *  # noqa: F403
 from graphc.api import __all__ as _api_names
+from graphc.autodiff import grad
 from graphc.dtypes import bool_, float32, float64, int32, int64
 from graphc.errors import (
     ArgumentError,
@@ -49,6 +50,7 @@ __all__ = [
     "float32",
     "float64",
     "function",
+    "grad",
     "int32",
     "int64",
     "placeholder",

@@ -12,6 +12,7 @@ Traits used by passes and tests:
   reduction    reduces over `axes`
   source       a graph input: placeholder, constant or variable
   stateful     reads or writes state: never merged or dropped
+  multiple_outputs  may have several results (split, topk): gradient rules get tuples
 """
 
 from __future__ import annotations
@@ -200,6 +201,14 @@ class OpDef:
 
 
 REGISTRY: dict[str, OpDef] = {}
+
+
+def front_end() -> Any:
+    """The `graphc.api` module, for gradient rules: they build symbolic values, and ops
+    are registered before the front end is imported."""
+    import graphc.api
+
+    return graphc.api
 
 
 def register(opdef: OpDef) -> OpDef:

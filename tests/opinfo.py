@@ -767,6 +767,18 @@ CASES: list[OpCase] = [
     ],
     *[
         OpCase(
+            "argsort",
+            lambda x, a=axis: gc.argsort(x, axis=a),
+            lambda x, a=axis: np.argsort(x, axis=a, kind="stable"),
+            shapes=(((5,),), ((2, 3),), ((3, 4, 2),)) if axis is not None else (((2, 3),),),
+            dtypes=same(ALL, 1),
+            domain=(-2, 2),
+            label=f"axis={axis}",
+        )
+        for axis in (-1, 0, None)
+    ],
+    *[
+        OpCase(
             "topk",
             lambda x, k=k, a=axis: gc.topk(x, k, axis=a),
             lambda x, k=k, a=axis: _topk(x, k, a),

@@ -87,8 +87,9 @@ def argmin(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
 def cumsum(x: Any, axis: int | None = None) -> Tensor:
     """The running sum along `axis` (None: over the flattened array)."""
     x = as_tensor(x)
-    normalized = None if axis is None else axis_of("cumsum", axis, x.ndim)
-    return build1("cumsum", [x], {"axis": normalized})
+    if axis is None:
+        x, axis = build1("reshape", [x], {"shape": (-1,)}), 0
+    return build1("cumsum", [x], {"axis": axis_of("cumsum", axis, x.ndim)})
 
 
 def count(x: Any, axis: Any = None, dtype: Any = "int64") -> Tensor:

@@ -20,6 +20,7 @@ from graphc.tensor import Tensor, as_tensor, as_tensors, build, build1, constant
 
 __all__ = [
     "arange",
+    "argsort",
     "broadcast_to",
     "concatenate",
     "expand_dims",
@@ -235,6 +236,14 @@ def sort(x: Any, axis: int | None = -1) -> Tensor:
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
     return build1("sort", [x], {"axis": axis_of("sort", axis, x.ndim)})
+
+
+def argsort(x: Any, axis: int | None = -1) -> Tensor:
+    """int64 indices that sort x ascending along `axis` (stable; NaN last; None: flattened)."""
+    x = as_tensor(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    return build1("argsort", [x], {"axis": axis_of("argsort", axis, x.ndim)})
 
 
 def topk(x: Any, k: int, axis: int = -1) -> tuple[Tensor, Tensor]:

@@ -10,13 +10,15 @@ of the dtype NEP 50 gives them next to the tensor operand.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from graphc import dtypes
 from graphc.errors import DTypeError, InputError
-from graphc.registry import AttrSpec, OpDef, register
+from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, front_end, register
 from graphc.types import TensorType, broadcast_shapes
 
 Ufunc = Callable[..., np.ndarray]
@@ -49,6 +51,7 @@ def elementwise(
     dtype_ufunc: np.ufunc | None = None,
     traits: frozenset[str] = frozenset(),
     doc: str = "",
+    grad: Any = None,
 ) -> OpDef:
     """Register an elementwise op defined by a numpy ufunc (dtype rule and reference)."""
     rule = dtype_ufunc or ufunc
@@ -59,6 +62,7 @@ def elementwise(
             _reference_by(rule, compute or ufunc),
             arity=ufunc.nin,
             traits=frozenset({"pure", "elementwise"}) | traits,
+            grad=grad,
             doc=doc or f"numpy.{ufunc.__name__}",
         )
     )
@@ -76,6 +80,100 @@ def _lazy_scipy(function_name: str) -> Ufunc:
 
 
 COMMUTATIVE = frozenset({"commutative"})
+ZERO_DERIVATIVE = frozenset()  # marker: piecewise constant, the gradient is zero
+
+
+# Gradient rules: grad(g, y, *inputs) with g the cotangent of y. They may return a
+# gradient in the broadcast output shape; autodiff sums it back to each input's shape.
+
+
+def _safe(x: Any, bad: Any) -> Any:
+    """x with 1 where `bad` holds: a denominator that never makes inf or NaN, even in the
+    branch `where` discards (its derivative would still multiply 0 by inf)."""
+    return front_end().where(bad, 1, x)
+
+
+def _sqrt_grad(g: Any, y: Any, x: Any) -> list[Any]:
+    api = front_end()
+    at_zero = api.equal(y, 0)
+    return [api.where(at_zero, 0, g * 0.5 / _safe(y, at_zero))]
+
+
+def _pow_grad(g: Any, y: Any, a: Any, b: Any) -> list[Any]:
+    """d/da = b * a**(b-1) (0 where b == 0); d/db = y * log(a) (0 where a <= 0, whose log
+    is not real: a**b is then only defined for integer b, constant in b)."""
+    api = front_end()
+    positive = api.greater(a, 0)
+    da = api.where(api.equal(b, 0), 0, g * b * api.power(a, b - 1))
+    db = api.where(positive, g * y * api.log(_safe(a, api.logical_not(positive))), 0)
+    return [da, db]
+
+
+def _extremum_grad(g: Any, y: Any, a: Any, b: Any, *, first_wins: Any) -> list[Any]:
+    """Ties split the gradient evenly between the two operands."""
+    api = front_end()
+    tie = api.equal(a, b)
+    half = g * 0.5
+    return [
+        api.where(first_wins(a, b), g, api.where(tie, half, 0)),
+        api.where(first_wins(b, a), g, api.where(tie, half, 0)),
+    ]
+
+
+UNARY_GRADS: dict[str, Any] = {
+    "abs": lambda g, y, x: [g * front_end().sign(x)],  # 0 at 0
+    "sign": ZERO_DERIVATIVE,
+    "sqrt": _sqrt_grad,
+    "exp": lambda g, y, x: [g * y],
+    "expm1": lambda g, y, x: [g * (y + 1)],
+    "log": lambda g, y, x: [g / x],
+    "log1p": lambda g, y, x: [g / (x + 1)],
+    "sin": lambda g, y, x: [g * front_end().cos(x)],
+    "cos": lambda g, y, x: [-(g * front_end().sin(x))],
+    "tan": lambda g, y, x: [g * (y * y + 1)],
+    "arcsin": lambda g, y, x: [g / front_end().sqrt(1 - x * x)],
+    "arccos": lambda g, y, x: [-(g / front_end().sqrt(1 - x * x))],
+    "arctan": lambda g, y, x: [g / (x * x + 1)],
+    "sinh": lambda g, y, x: [g * front_end().cosh(x)],
+    "cosh": lambda g, y, x: [g * front_end().sinh(x)],
+    "tanh": lambda g, y, x: [g * (1 - y * y)],
+    "floor": ZERO_DERIVATIVE,
+    "ceil": ZERO_DERIVATIVE,
+    "logical_not": NOT_DIFFERENTIABLE,
+    "isnan": NOT_DIFFERENTIABLE,
+    "isinf": NOT_DIFFERENTIABLE,
+    "isfinite": NOT_DIFFERENTIABLE,
+}
+
+BINARY_GRADS: dict[str, Any] = {
+    "sub": lambda g, y, a, b: [g, -g],
+    "div": lambda g, y, a, b: [g / b, -(g * y / b)],
+    "floor_divide": ZERO_DERIVATIVE,
+    "mod": lambda g, y, a, b: [g, -(g * front_end().floor_divide(a, b))],
+    "less": NOT_DIFFERENTIABLE,
+    "less_equal": NOT_DIFFERENTIABLE,
+    "greater": NOT_DIFFERENTIABLE,
+    "greater_equal": NOT_DIFFERENTIABLE,
+}
+
+COMMUTATIVE_GRADS: dict[str, Any] = {
+    "add": lambda g, y, a, b: [g, g],
+    "mul": lambda g, y, a, b: [g * b, g * a],
+    "maximum": lambda g, y, a, b: _extremum_grad(g, y, a, b, first_wins=front_end().greater),
+    "minimum": lambda g, y, a, b: _extremum_grad(g, y, a, b, first_wins=front_end().less),
+    "equal": NOT_DIFFERENTIABLE,
+    "not_equal": NOT_DIFFERENTIABLE,
+    "logical_and": NOT_DIFFERENTIABLE,
+    "logical_or": NOT_DIFFERENTIABLE,
+}
+
+
+def _rule(grad: Any) -> Any:
+    """The OpDef.grad value for a table entry: ZERO_DERIVATIVE becomes a rule giving None."""
+    if grad is ZERO_DERIVATIVE:
+        return lambda g, y, *inputs: [None] * len(inputs)
+    return grad
+
 
 for _name, _ufunc in [
     ("abs", np.absolute),
@@ -100,6 +198,10 @@ for _name, _ufunc in [
     ("isnan", np.isnan),
     ("isinf", np.isinf),
     ("isfinite", np.isfinite),
+]:
+    elementwise(_name, _ufunc, grad=_rule(UNARY_GRADS[_name]))
+
+for _name, _ufunc in [
     ("sub", np.subtract),
     ("div", np.true_divide),
     ("floor_divide", np.floor_divide),
@@ -109,9 +211,9 @@ for _name, _ufunc in [
     ("greater", np.greater),
     ("greater_equal", np.greater_equal),
 ]:
-    elementwise(_name, _ufunc)
+    elementwise(_name, _ufunc, grad=_rule(BINARY_GRADS[_name]))
 
-elementwise("neg", np.negative)
+elementwise("neg", np.negative, grad=lambda g, y, x: [-g])
 for _name, _ufunc in [
     ("add", np.add),
     ("mul", np.multiply),
@@ -122,15 +224,22 @@ for _name, _ufunc in [
     ("logical_and", np.logical_and),
     ("logical_or", np.logical_or),
 ]:
-    elementwise(_name, _ufunc, traits=COMMUTATIVE)
+    elementwise(_name, _ufunc, traits=COMMUTATIVE, grad=_rule(COMMUTATIVE_GRADS[_name]))
 
-elementwise("erf", np.exp, compute=_lazy_scipy("erf"), doc="the error function (scipy.special.erf)")
+elementwise(
+    "erf",
+    np.exp,
+    compute=_lazy_scipy("erf"),
+    doc="the error function (scipy.special.erf)",
+    grad=lambda g, y, x: [g * (2 / math.sqrt(math.pi)) * front_end().exp(-(x * x))],
+)
 elementwise(
     "sigmoid",
     np.exp,
     compute=_lazy_scipy("expit"),
     doc="1 / (1 + exp(-x)). A primitive for numerical stability: its gradient "
     "y * (1 - y) stays finite where the composite's exp(-x) overflows.",
+    grad=lambda g, y, x: [g * y * (1 - y)],
 )
 
 
@@ -138,7 +247,13 @@ def _round_half_even(x: np.ndarray) -> np.ndarray:
     return np.rint(x) if x.dtype.kind == "f" else x
 
 
-elementwise("round", np.floor, compute=_round_half_even, doc="round half to even (numpy.round)")
+elementwise(
+    "round",
+    np.floor,
+    compute=_round_half_even,
+    doc="round half to even (numpy.round)",
+    grad=_rule(ZERO_DERIVATIVE),
+)
 
 
 def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -147,7 +262,7 @@ def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.power(a, b)
 
 
-elementwise("pow", np.power, compute=_power)
+elementwise("pow", np.power, compute=_power, grad=_pow_grad)
 
 
 def _infer_where(condition: TensorType, a: TensorType, b: TensorType) -> TensorType:
@@ -168,6 +283,7 @@ register(
         _where,
         arity=3,
         traits=frozenset({"pure", "elementwise"}),
+        grad=lambda g, y, c, a, b: [None, front_end().where(c, g, 0), front_end().where(c, 0, g)],
         doc="numpy.where(condition, a, b); a non-bool condition is tested for non-zero",
     )
 )
@@ -185,7 +301,9 @@ register(
         arity=1,
         attrs={"dtype": AttrSpec("dtype")},
         traits=frozenset({"pure", "elementwise"}),
-        doc="x.astype(dtype) (unsafe casting, as numpy)",
+        grad=lambda g, y, x, *, dtype: [front_end().cast(g, x.dtype)],
+        doc="x.astype(dtype) (unsafe casting, as numpy); a gradient flows only from and to "
+        "float values",
     )
 )
 
@@ -205,6 +323,7 @@ register(
         arity=1,
         attrs={"value": AttrSpec("scalar"), "dtype": AttrSpec("dtype")},
         traits=frozenset({"pure", "elementwise"}),
+        grad=lambda g, y, x, **attrs: [None],
         doc="an array of x's shape filled with `value`; reads only x's shape",
     )
 )
@@ -216,6 +335,7 @@ register(
         lambda x: x,
         arity=1,
         traits=frozenset({"pure", "elementwise"}),
+        grad=NOT_DIFFERENTIABLE,
         doc="the identity, through which no gradient flows",
     )
 )

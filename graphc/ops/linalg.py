@@ -5,11 +5,14 @@ Part of the IR core. `dot` is a front-end composite over matmul (graphc/api/lina
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ShapeError
-from graphc.registry import OpDef, register
+from graphc.registry import OpDef, front_end, register
+from graphc.tensor import build1
 from graphc.types import TensorType, broadcast_shapes, unify_dims
 
 
@@ -36,4 +39,29 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(np.matmul(a, b)).astype(dtype, copy=False)
 
 
-register(OpDef("matmul", _infer_matmul, _matmul, arity=2, doc="numpy.matmul"))
+def _swap_last(x: Any) -> Any:
+    perm = (*range(x.ndim - 2), x.ndim - 1, x.ndim - 2)
+    return build1("transpose", [x], {"perm": perm})
+
+
+def _matmul_grad(g: Any, y: Any, a: Any, b: Any) -> list[Any]:
+    """ga = g @ b^T, gb = a^T @ g, with 1-D operands viewed as a row / column matrix.
+    Batch broadcasting is undone by autodiff, which sums each back to its input's shape."""
+    api = front_end()
+    a2 = a if a.ndim > 1 else api.expand_dims(a, 0)
+    b2 = b if b.ndim > 1 else api.expand_dims(b, -1)
+    g2 = g
+    if a.ndim == 1:
+        g2 = api.expand_dims(g2, -2 if b.ndim > 1 else 0)
+    if b.ndim == 1:
+        g2 = api.expand_dims(g2, -1)
+    ga = api.matmul(g2, _swap_last(b2))
+    gb = api.matmul(_swap_last(a2), g2)
+    if a.ndim == 1:
+        ga = api.squeeze(build1("sum_to", [ga, a2]), 0)
+    if b.ndim == 1:
+        gb = api.squeeze(build1("sum_to", [gb, b2]), -1)
+    return [ga, gb]
+
+
+register(OpDef("matmul", _infer_matmul, _matmul, arity=2, grad=_matmul_grad, doc="numpy.matmul"))

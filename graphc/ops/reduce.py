@@ -10,11 +10,13 @@ shapes), never a garbage value.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ShapeError
-from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, register
+from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, front_end, register
 from graphc.types import Dim, Shape, TensorType, dim_product, normalize_axis
 
 REDUCE_ATTRS = {"axes": AttrSpec("axes"), "keepdims": AttrSpec("bool", False)}
@@ -69,6 +71,48 @@ def _reduce_reference(function: str):
     return reference
 
 
+def expand_reduced(g: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
+    """A reduction's cotangent with the reduced axes back as size 1."""
+    if keepdims or not axes:
+        return g
+    return front_end().expand_dims(g, axes)
+
+
+def broadcast_like(g: Any, x: Any) -> Any:
+    """g broadcast to x's shape (x is read for its shape only)."""
+    api = front_end()
+    return api.add(g, api.zeros_like(x, g.dtype))
+
+
+def _sum_grad(g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool) -> list[Any]:
+    return [broadcast_like(expand_reduced(g, axes, keepdims), x)]
+
+
+def _prod_grad(g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool) -> list[Any]:
+    """d prod / d x_i = the product of the others, computed without dividing by zero:
+    with no zero in the slice it is prod / x_i; with one zero, the zero's entry is the
+    product of the rest and the others get 0; with two or more zeros everything is 0."""
+    api = front_end()
+    is_zero = api.equal(x, 0)
+    nonzero = api.where(is_zero, 1, x)
+    product_of_nonzero = api.prod(nonzero, axes, keepdims=True)
+    zeros = api.sum(api.cast(is_zero, "int64"), axes, keepdims=True)
+    others = api.where(
+        api.equal(zeros, 0),
+        product_of_nonzero / nonzero,
+        api.where(api.logical_and(api.equal(zeros, 1), is_zero), product_of_nonzero, 0),
+    )
+    return [api.multiply(expand_reduced(g, axes, keepdims), others)]
+
+
+def _extremum_grad(g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool) -> list[Any]:
+    """The gradient goes to the positions holding the extremum, split evenly among ties."""
+    api = front_end()
+    hits = api.equal(x, expand_reduced(y, axes, keepdims))
+    count = api.sum(api.cast(hits, g.dtype), axes, keepdims=True)
+    return [api.where(hits, expand_reduced(g, axes, keepdims) / count, 0)]
+
+
 register(
     OpDef(
         "sum",
@@ -77,6 +121,7 @@ register(
         arity=1,
         attrs=REDUCE_ATTRS,
         traits=REDUCTION,
+        grad=_sum_grad,
         doc="numpy.sum",
     )
 )
@@ -88,6 +133,7 @@ register(
         arity=1,
         attrs=REDUCE_ATTRS,
         traits=REDUCTION,
+        grad=_prod_grad,
         doc="numpy.prod",
     )
 )
@@ -99,6 +145,7 @@ register(
         arity=1,
         attrs=REDUCE_ATTRS,
         traits=REDUCTION,
+        grad=_extremum_grad,
         doc="numpy.max (NaN propagates)",
     )
 )
@@ -110,6 +157,7 @@ register(
         arity=1,
         attrs=REDUCE_ATTRS,
         traits=REDUCTION,
+        grad=_extremum_grad,
         doc="numpy.min (NaN propagates)",
     )
 )
@@ -162,15 +210,19 @@ register(
 )
 
 
-def _infer_cumsum(x: TensorType, *, axis: int | None) -> TensorType:
-    dtype = _accumulator_dtype(x.dtype)
-    if axis is None:
-        return TensorType(dtype, (dim_product(x.shape),))
-    normalize_axis(axis, x.ndim)
-    return TensorType(dtype, x.shape)
+def _infer_cumsum(x: TensorType, *, axis: int) -> TensorType:
+    if not 0 <= axis < x.ndim:
+        raise ShapeError(f"axis {axis} is out of range for rank {x.ndim}")
+    return TensorType(_accumulator_dtype(x.dtype), x.shape)
 
 
-def _cumsum(x: np.ndarray, *, axis: int | None) -> np.ndarray:
+def _cumsum_grad(g: Any, y: Any, x: Any, *, axis: int) -> list[Any]:
+    """The transpose of a running sum is a running sum from the other end."""
+    api = front_end()
+    return [api.flip(api.cumsum(api.flip(g, axis), axis), axis)]
+
+
+def _cumsum(x: np.ndarray, *, axis: int) -> np.ndarray:
     dtype = _accumulator_dtype(x.dtype)
     return np.asarray(np.cumsum(x, axis=axis, dtype=dtype))
 
@@ -181,9 +233,10 @@ register(
         _infer_cumsum,
         _cumsum,
         arity=1,
-        attrs={"axis": AttrSpec("int_or_none")},
+        attrs={"axis": AttrSpec("int")},
         traits=frozenset({"pure"}),
-        doc="numpy.cumsum; axis None runs over the flattened array",
+        grad=_cumsum_grad,
+        doc="numpy.cumsum along one axis (the front end flattens for axis=None)",
     )
 )
 

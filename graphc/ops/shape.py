@@ -9,14 +9,17 @@ normalizes what the user wrote, numpy's forms included.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ShapeError
-from graphc.registry import AttrSpec, OpDef, register
+from graphc.registry import AttrSpec, OpDef, front_end, register
+from graphc.tensor import build, build1
 from graphc.types import (
     Dim,
+    Shape,
     Sym,
     TensorType,
     computed_dim,
@@ -29,6 +32,37 @@ from graphc.types import (
 )
 
 VIEW = frozenset({"pure", "view"})
+
+
+# Gradient rules: grad(g, y, *inputs, **attrs), g the cotangent of y (a tuple for split).
+# Shape ops move values around, so their gradients move the cotangent back.
+
+
+def _pad_grad(
+    g: Any, y: Any, x: Any, *, pad_width: tuple[tuple[int, int], ...], value: float
+) -> list[Any]:
+    starts = tuple(before for before, _ in pad_width)
+    stops = tuple(-after if after else None for _, after in pad_width)
+    return [build1("slice", [g], {"starts": starts, "stops": stops, "steps": (1,) * x.ndim})]
+
+
+def _transpose_grad(g: Any, y: Any, x: Any, *, perm: tuple[int, ...]) -> list[Any]:
+    inverse = tuple(int(i) for i in np.argsort(perm))
+    return [build1("transpose", [g], {"perm": inverse})]
+
+
+SHAPE_GRADS: dict[str, Any] = {
+    "reshape": lambda g, y, x, *, shape: [build1("reshape_like", [g, x])],
+    "transpose": _transpose_grad,
+    "broadcast_to": lambda g, y, x, *, shape: [g],  # autodiff sums it back to x's shape
+    "expand_dims": lambda g, y, x, *, axes: [build1("squeeze", [g], {"axes": axes})],
+    "squeeze": lambda g, y, x, *, axes: [build1("expand_dims", [g], {"axes": axes})],
+    "concatenate": lambda g, y, *xs, axis: list(build("split_like", [g, *xs], {"axis": axis})),
+    "split": lambda g, y, x, *, axis, sections, indices: [front_end().concatenate(list(g), axis)],
+    "slice": lambda g, y, x, **bounds: [build1("slice_scatter", [g, x], bounds)],
+    "pad": _pad_grad,
+    "tile": lambda g, y, x, *, reps: [build1("untile", [g, x], {"reps": reps})],
+}
 
 
 def _infer_reshape(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
@@ -72,6 +106,7 @@ register(
         arity=1,
         attrs={"shape": AttrSpec("ints")},
         traits=VIEW,
+        grad=SHAPE_GRADS["reshape"],
         doc="numpy.reshape (C order); one -1 allowed",
     )
 )
@@ -91,6 +126,7 @@ register(
         arity=1,
         attrs={"perm": AttrSpec("ints")},
         traits=VIEW,
+        grad=SHAPE_GRADS["transpose"],
         doc="numpy.transpose",
     )
 )
@@ -115,6 +151,7 @@ register(
         arity=1,
         attrs={"shape": AttrSpec("ints")},
         traits=VIEW,
+        grad=SHAPE_GRADS["broadcast_to"],
         doc="numpy.broadcast_to",
     )
 )
@@ -136,6 +173,7 @@ register(
         arity=1,
         attrs={"axes": AttrSpec("ints")},
         traits=VIEW,
+        grad=SHAPE_GRADS["expand_dims"],
         doc="numpy.expand_dims; axes index the result",
     )
 )
@@ -157,6 +195,7 @@ register(
         arity=1,
         attrs={"axes": AttrSpec("ints")},
         traits=VIEW,
+        grad=SHAPE_GRADS["squeeze"],
         doc="numpy.squeeze of size-1 axes",
     )
 )
@@ -191,6 +230,7 @@ register(
         _concatenate,
         arity=None,
         attrs={"axis": AttrSpec("int")},
+        grad=SHAPE_GRADS["concatenate"],
         doc="numpy.concatenate",
     )
 )
@@ -259,7 +299,8 @@ register(
             "sections": AttrSpec("int", 0),
             "indices": AttrSpec("ints", ()),
         },
-        traits=VIEW,
+        traits=VIEW | {"multiple_outputs"},
+        grad=SHAPE_GRADS["split"],
         doc="numpy.split: `sections` equal parts, or cut at `indices` (sections=0)",
     )
 )
@@ -307,6 +348,7 @@ register(
             "steps": AttrSpec("ints"),
         },
         traits=VIEW,
+        grad=SHAPE_GRADS["slice"],
         doc="basic slicing x[start:stop:step, ...], one entry per axis",
     )
 )
@@ -334,17 +376,22 @@ register(
         _pad,
         arity=1,
         attrs={"pad_width": AttrSpec("int_pairs"), "value": AttrSpec("scalar", 0)},
+        grad=SHAPE_GRADS["pad"],
         doc="numpy.pad in constant mode; (before, after) per axis",
     )
 )
 
 
+def _tiled_layout(shape: Shape, reps: tuple[int, ...]) -> tuple[Shape, tuple[int, ...]]:
+    """tile's view of a shape: both padded with leading 1s to one rank."""
+    ndim = max(len(shape), len(reps))
+    return (1,) * (ndim - len(shape)) + shape, (1,) * (ndim - len(reps)) + reps
+
+
 def _infer_tile(x: TensorType, *, reps: tuple[int, ...]) -> TensorType:
     if any(r < 0 for r in reps):
         raise ShapeError(f"tile repetitions must be >= 0, got {reps}")
-    ndim = max(x.ndim, len(reps))
-    shape = (1,) * (ndim - x.ndim) + x.shape
-    full_reps = (1,) * (ndim - len(reps)) + reps
+    shape, full_reps = _tiled_layout(x.shape, reps)
     return x.with_shape(dim_product((d, r)) for d, r in zip(shape, full_reps, strict=True))
 
 
@@ -355,6 +402,173 @@ register(
         lambda x, *, reps: np.tile(x, reps),
         arity=1,
         attrs={"reps": AttrSpec("ints")},
+        grad=SHAPE_GRADS["tile"],
         doc="numpy.tile",
+    )
+)
+
+
+# Gradients, and the shape-reading primitives they need: their sizes may be known only at
+# run time, so the primitives take a `like` input whose shape they copy.
+
+
+def _infer_sum_to(g: TensorType, like: TensorType) -> TensorType:
+    if like.ndim > g.ndim:
+        raise ShapeError(f"cannot sum {format_shape(g.shape)} to {format_shape(like.shape)}")
+    for target, size in zip(like.shape, g.shape[g.ndim - like.ndim :], strict=True):
+        if target != 1:
+            unify_dims(
+                target, size, f"cannot sum {format_shape(g.shape)} to {format_shape(like.shape)}"
+            )
+    return TensorType(g.dtype, like.shape)
+
+
+def _sum_to(g: np.ndarray, like: np.ndarray) -> np.ndarray:
+    leading = tuple(range(g.ndim - like.ndim))
+    result = g.sum(axis=leading) if leading else g
+    broadcast = tuple(
+        i
+        for i, (t, s) in enumerate(zip(like.shape, result.shape, strict=True))
+        if t == 1 and s != 1
+    )
+    return np.asarray(result.sum(axis=broadcast, keepdims=True)).astype(g.dtype, copy=False)
+
+
+def _sum_to_grad(g: Any, y: Any, x: Any, like: Any) -> list[Any]:
+    api = front_end()
+    return [api.add(g, api.zeros_like(x, g.dtype)), None]
+
+
+register(
+    OpDef(
+        "sum_to",
+        _infer_sum_to,
+        _sum_to,
+        arity=2,
+        grad=_sum_to_grad,
+        doc="g summed over the axes along which `like` was broadcast to g's shape "
+        "(the transpose of broadcasting; reads only like's shape)",
+    )
+)
+
+
+def _infer_reshape_like(x: TensorType, like: TensorType) -> TensorType:
+    source, target = dim_product(x.shape), dim_product(like.shape)
+    if isinstance(source, int) and isinstance(target, int) and source != target:
+        raise ShapeError(f"cannot reshape {format_shape(x.shape)} to {format_shape(like.shape)}")
+    return TensorType(x.dtype, like.shape)
+
+
+register(
+    OpDef(
+        "reshape_like",
+        _infer_reshape_like,
+        lambda x, like: x.reshape(like.shape),
+        arity=2,
+        traits=VIEW,
+        grad=lambda g, y, x, like: [build1("reshape_like", [g, x]), None],
+        doc="x reshaped to like's shape (reads only like's shape)",
+    )
+)
+
+
+def _infer_split_like(x: TensorType, *likes: TensorType, axis: int) -> tuple[TensorType, ...]:
+    if not 0 <= axis < x.ndim or any(like.ndim != x.ndim for like in likes):
+        raise ShapeError(f"split_like needs rank-{x.ndim} likes and an axis of them")
+    unify_dims(
+        x.shape[axis],
+        dim_sum(like.shape[axis] for like in likes),
+        "the pieces must add up to x along the axis",
+    )
+    return tuple(
+        x.with_shape((*x.shape[:axis], like.shape[axis], *x.shape[axis + 1 :])) for like in likes
+    )
+
+
+def _split_like(x: np.ndarray, *likes: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
+    cuts = np.cumsum([like.shape[axis] for like in likes])[:-1]
+    return tuple(np.split(x, cuts, axis=axis))
+
+
+register(
+    OpDef(
+        "split_like",
+        _infer_split_like,
+        _split_like,
+        arity=None,
+        attrs={"axis": AttrSpec("int")},
+        traits=VIEW | {"multiple_outputs"},
+        grad=lambda g, y, x, *likes, axis: [
+            front_end().concatenate(list(g), axis),
+            *([None] * len(likes)),
+        ],
+        doc="x cut along `axis` into pieces as long as each like (the transpose of "
+        "concatenate; reads only the likes' shapes)",
+    )
+)
+
+
+def _infer_slice_scatter(g: TensorType, like: TensorType, **bounds: Any) -> TensorType:
+    sliced = _infer_slice(like, **bounds)
+    for a, b in zip(sliced.shape, g.shape, strict=True):
+        unify_dims(a, b, "g must have the shape of the slice")
+    if g.ndim != like.ndim:
+        raise ShapeError("g must have the rank of like")
+    return TensorType(g.dtype, like.shape)
+
+
+def _slice_scatter(g: np.ndarray, like: np.ndarray, **bounds: Any) -> np.ndarray:
+    result = np.zeros(like.shape, g.dtype)
+    index = tuple(
+        slice(*b) for b in zip(bounds["starts"], bounds["stops"], bounds["steps"], strict=True)
+    )
+    result[index] = g
+    return result
+
+
+SLICE_ATTRS = {
+    "starts": AttrSpec("slice_bounds"),
+    "stops": AttrSpec("slice_bounds"),
+    "steps": AttrSpec("ints"),
+}
+
+register(
+    OpDef(
+        "slice_scatter",
+        _infer_slice_scatter,
+        _slice_scatter,
+        arity=2,
+        attrs=SLICE_ATTRS,
+        grad=lambda g, y, x, like, **bounds: [build1("slice", [g], bounds), None],
+        doc="zeros of like's shape with g written into the slice (the transpose of slice)",
+    )
+)
+
+
+def _infer_untile(g: TensorType, like: TensorType, *, reps: tuple[int, ...]) -> TensorType:
+    tiled = _infer_tile(like, reps=reps)
+    if tiled.ndim != g.ndim:
+        raise ShapeError(f"g {format_shape(g.shape)} is not {format_shape(like.shape)} tiled")
+    for a, b in zip(tiled.shape, g.shape, strict=True):
+        unify_dims(a, b, "g must have the tiled shape")
+    return TensorType(g.dtype, like.shape)
+
+
+def _untile(g: np.ndarray, like: np.ndarray, *, reps: tuple[int, ...]) -> np.ndarray:
+    shape, full_reps = _tiled_layout(like.shape, reps)
+    interleaved = [d for pair in zip(full_reps, shape, strict=True) for d in pair]
+    summed = g.reshape(interleaved).sum(axis=tuple(range(0, 2 * len(shape), 2)))
+    return np.asarray(summed.reshape(like.shape)).astype(g.dtype, copy=False)
+
+
+register(
+    OpDef(
+        "untile",
+        _infer_untile,
+        _untile,
+        arity=2,
+        attrs={"reps": AttrSpec("ints")},
+        grad=lambda g, y, x, like, *, reps: [front_end().tile(g, reps), None],
+        doc="the sum of g's tiles, in like's shape (the transpose of tile)",
     )
 )

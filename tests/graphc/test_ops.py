@@ -129,8 +129,23 @@ def test_every_api_op_has_a_row() -> None:
     assert all(callable(getattr(gc, name)) for name in opinfo.API_OPS)
 
 
+def _differentiated(
+    placeholders: list[gc.Tensor], outputs: tuple[gc.Tensor, ...]
+) -> list[gc.Tensor]:
+    """The gradients of the float outputs' sum with respect to the float inputs."""
+    floats = [p for p in placeholders if p.dtype.kind == "f"]
+    terms = [gc.sum(o) for o in outputs if o.dtype.kind == "f"]
+    if not floats or not terms:
+        return []
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return gc.grad(total, floats)
+
+
 def test_every_registered_op_is_exercised_by_the_table(rng: np.random.Generator) -> None:
-    """Building every row's graph reaches every primitive in the registry."""
+    """Building every row's graph, and its gradient (whose primitives the gradient checks
+    of tests/graphc/test_grad.py verify), reaches every primitive in the registry."""
     seen: set[str] = set()
     for case in opinfo.CASES:
         arrays = case.inputs(rng, case.shapes[0], case.dtypes[0])
@@ -139,7 +154,8 @@ def test_every_registered_op_is_exercised_by_the_table(rng: np.random.Generator)
                 gc.placeholder((None,) * a.ndim if symbolic else a.shape, a.dtype) for a in arrays
             ]
             outputs = as_tuple(case.build(*placeholders))
-            graph = gc.function(placeholders, list(outputs)).graph
+            fetched = list(outputs) + _differentiated(placeholders, outputs)
+            graph = gc.function(placeholders, fetched).graph
             seen |= {n.op for n in graph.nodes}
     seen.add("variable")  # exercised by the Variable tests
     assert sorted(set(gc.registry.REGISTRY) - seen) == []

@@ -24,6 +24,7 @@ test: install
 
 demo: install
 	$(BIN)/python examples/quickstart.py
+	$(BIN)/python examples/train_digits.py
 
 lint: install
 	$(BIN)/ruff check .

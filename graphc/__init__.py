@@ -6,6 +6,7 @@ Public API re-exports only; see ../shared/design/API.md for the contract.
 from __future__ import annotations
 
 import graphc.ops  # noqa: F401 - registers every op
+from graphc import optim
 from graphc.api import *  # noqa: F403
 from graphc.api import __all__ as _api_names
 from graphc.autodiff import grad
@@ -51,6 +52,7 @@ __all__ = [
     "float64",
     "function",
     "grad",
+    "optim",
     "int32",
     "int64",
     "placeholder",

@@ -4,6 +4,7 @@ example reaches its accuracy."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_training_lowers_the_loss() -> None:
     losses = [float(step(inputs, labels)) for _ in range(30)]
     assert losses[0] == np.float32(np.log(2))
     assert losses[-1] < 0.5 * losses[0]
-    assert all(later <= earlier for earlier, later in zip(losses, losses[1:], strict=False))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(losses))
 
 
 def test_digits_example_reaches_95_percent() -> None:

@@ -9,7 +9,7 @@ import pytest
 import graphc as gc
 
 
-def quadratic_problem(dtype: str = "float64"):  # noqa: ANN201
+def quadratic_problem(dtype: str = "float64"):
     """Two weights and a loss whose gradient depends on them: 0.5 |A w - b|^2 + sum(c * v^2)."""
     rng = np.random.default_rng(7)
     a = rng.standard_normal((5, 3)).astype(dtype)
@@ -28,7 +28,7 @@ def quadratic_problem(dtype: str = "float64"):  # noqa: ANN201
     return (w, v), loss, [w0, v0], loss_and_grads
 
 
-def sgd_reference(params, grads, state, lr, momentum, nesterov, weight_decay):  # noqa: ANN001, ANN201
+def sgd_reference(params, grads, state, lr, momentum, nesterov, weight_decay):
     new_params = []
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         g = g + weight_decay * p
@@ -39,7 +39,7 @@ def sgd_reference(params, grads, state, lr, momentum, nesterov, weight_decay):  
     return new_params
 
 
-def adam_reference(params, grads, state, step, lr, betas, eps, weight_decay):  # noqa: ANN001, ANN201
+def adam_reference(params, grads, state, step, lr, betas, eps, weight_decay):
     b1, b2 = betas
     new_params = []
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
@@ -100,7 +100,7 @@ def test_adam_matches_pytorch_adamw_step_for_step(
 
 
 def test_learning_rate_may_be_a_fed_tensor_and_keeps_float32() -> None:
-    params, loss, values, loss_and_grads = quadratic_problem("float32")
+    params, loss, values, _ = quadratic_problem("float32")
     lr = gc.placeholder((), "float64", name="lr")
     step = gc.function(
         [lr], loss, updates=gc.optim.sgd(params, gc.grad(loss, list(params)), lr, momentum=0.9)

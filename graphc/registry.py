@@ -165,8 +165,8 @@ class OpDef:
 
     infer(*input_types, **attrs) -> TensorType or tuple of them; raises ShapeError/DTypeError
     reference(*arrays, **attrs) -> ndarray or tuple, exactly of the inferred types
-    grad(g, out, *inputs, **attrs) -> one symbolic gradient (or None) per input,
-        or NOT_DIFFERENTIABLE; None until the autodiff issue (#3) writes the rule
+    grad(g, out, *inputs, **attrs) -> one symbolic gradient (or None: no gradient) per
+        input, or NOT_DIFFERENTIABLE; g and out are tuples for multiple_outputs ops
     """
 
     name: str

@@ -1,4 +1,6 @@
-"""Neural-net primitives: conv2d, conv_transpose2d, max_pool2d and avg_pool2d (NCHW).
+"""Neural-net primitives: conv2d, conv_transpose2d, max_pool2d and avg_pool2d (NCHW), and
+the vector-Jacobian products their gradients need: conv2d_grad_input, conv2d_grad_weight,
+max_pool2d_grad and avg_pool2d_grad.
 
 Part of the IR core. Each op follows PyTorch's semantics (torch.nn.functional) for
 float32 and float64: cross-correlation, OIHW weights for conv2d and IOHW weights
@@ -14,11 +16,13 @@ also guards the run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from graphc.errors import DTypeError, ShapeError
+from graphc.errors import DTypeError, GraphcError, ShapeError
 from graphc.registry import AttrSpec, OpDef, register
+from graphc.tensor import build1
 from graphc.types import Dim, TensorType, computed_dim, dim_product, type_of_array, unify_dims
 
 Pair = tuple[int, int]
@@ -94,6 +98,17 @@ def _output_dim(kind: str, size: Callable[..., int], axis: str, *args: Dim | int
         return result
 
     return computed_dim(kind, checked, *args)
+
+
+def _check_cotangent(g: TensorType, expected: TensorType, op: str) -> None:
+    """g must have the forward op's output shape (unknown sizes are checked at run time)."""
+    for axis, (have, want) in enumerate(zip(g.shape, expected.shape, strict=True)):
+        try:
+            unify_dims(have, want, f"axis {axis}")
+        except ShapeError as error:
+            raise ShapeError(
+                f"g {g} must have the shape of {op}'s output {expected} ({error})"
+            ) from None
 
 
 # ---------------------------------------------------------------------- conv2d
@@ -176,21 +191,189 @@ def _conv2d(
     return result.reshape(out.shape).astype(out.dtype, copy=False)
 
 
+CONV2D_ATTRS = {
+    "stride": AttrSpec("ints", (1, 1)),
+    "padding": AttrSpec("int_pairs", ((0, 0), (0, 0))),
+    "dilation": AttrSpec("ints", (1, 1)),
+    "groups": AttrSpec("int", 1),
+}
+
 register(
     OpDef(
         "conv2d",
         _infer_conv2d,
         _conv2d,
         arity=2,
-        attrs={
-            "stride": AttrSpec("ints", (1, 1)),
-            "padding": AttrSpec("int_pairs", ((0, 0), (0, 0))),
-            "dilation": AttrSpec("ints", (1, 1)),
-            "groups": AttrSpec("int", 1),
-        },
+        attrs=CONV2D_ATTRS,
         traits=frozenset({"pure"}),
+        grad=lambda g, y, x, w, **attrs: [
+            build1("conv2d_grad_input", [g, w, x], attrs),
+            build1("conv2d_grad_weight", [x, g, w], attrs),
+        ],
         doc="torch.nn.functional.conv2d without bias: NCHW input, OIHW weight (I = C/groups), "
         "cross-correlation; padding is ((top, bottom), (left, right))",
+    )
+)
+
+
+def _infer_conv2d_grad_input(
+    g: TensorType,
+    w: TensorType,
+    like: TensorType,
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> TensorType:
+    _check_rank4(g, "g (N, O, outH, outW)")
+    _check_rank4(like, "like (x's shape N, C, H, W)")
+    dtype = _check_floats(g, w)
+    forward = _infer_conv2d(
+        TensorType(dtype, like.shape),
+        w,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
+    _check_cotangent(g, forward, "conv2d")
+    return TensorType(dtype, like.shape)
+
+
+def _conv2d_grad_input(
+    g: np.ndarray,
+    w: np.ndarray,
+    like: np.ndarray,
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> np.ndarray:
+    out = _infer_conv2d_grad_input(
+        type_of_array(g),
+        type_of_array(w),
+        type_of_array(like),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
+    n, o, out_h, out_w = g.shape
+    _, i, kh, kw = w.shape
+    _, _, h, width = like.shape
+    (sh, sw), (dh, dw), ((top, bottom), (left, right)) = stride, dilation, padding
+    # conv2d's transpose scatters each output pixel's g back over the window it read;
+    # rows and columns that conv2d's floor division never read stay zero
+    full = np.zeros((n, groups, i, h + top + bottom, width + left + right), dtype=out.dtype)
+    grouped_g = g.reshape(n, groups, o // groups, out_h, out_w)
+    grouped_w = w.reshape(groups, o // groups, i, kh, kw)
+    for a in range(kh):
+        for b in range(kw):
+            full[:, :, :, _window_slice(a * dh, sh, out_h), _window_slice(b * dw, sw, out_w)] += (
+                np.einsum("ngohw,goi->ngihw", grouped_g, grouped_w[:, :, :, a, b])
+            )
+    cropped = full[:, :, :, top : top + h, left : left + width]
+    return cropped.reshape(out.shape).astype(out.dtype, copy=False)
+
+
+def _infer_conv2d_grad_weight(
+    x: TensorType,
+    g: TensorType,
+    like: TensorType,
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> TensorType:
+    _check_rank4(g, "g (N, O, outH, outW)")
+    _check_rank4(like, "like (w's shape O, C/groups, kH, kW)")
+    dtype = _check_floats(x, g)
+    forward = _infer_conv2d(
+        x,
+        TensorType(dtype, like.shape),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
+    _check_cotangent(g, forward, "conv2d")
+    return TensorType(dtype, like.shape)
+
+
+def _conv2d_grad_weight(
+    x: np.ndarray,
+    g: np.ndarray,
+    like: np.ndarray,
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> np.ndarray:
+    out = _infer_conv2d_grad_weight(
+        type_of_array(x),
+        type_of_array(g),
+        type_of_array(like),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
+    n, o, out_h, out_w = g.shape
+    _, i, kh, kw = like.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    padded = np.pad(x, ((0, 0), (0, 0), *padding))
+    grouped_x = padded.reshape(n, groups, i, *padded.shape[2:])
+    grouped_g = g.reshape(n, groups, o // groups, out_h, out_w)
+    result = np.zeros((groups, o // groups, i, kh, kw), dtype=out.dtype)
+    # tap (a, b) of the weight met the same strided slice of x that conv2d read for it
+    for a in range(kh):
+        for b in range(kw):
+            patch = grouped_x[
+                :, :, :, _window_slice(a * dh, sh, out_h), _window_slice(b * dw, sw, out_w)
+            ]
+            result[:, :, :, a, b] = np.einsum("ngihw,ngohw->goi", patch, grouped_g)
+    return result.reshape(out.shape).astype(out.dtype, copy=False)
+
+
+# Both VJPs are bilinear; with u the cotangent of their output, <u, grad_input(g, w)> and
+# <u, grad_weight(x, g)> are both <conv2d(., .), g>, whence their own gradients.
+register(
+    OpDef(
+        "conv2d_grad_input",
+        _infer_conv2d_grad_input,
+        _conv2d_grad_input,
+        arity=3,
+        attrs=CONV2D_ATTRS,
+        traits=frozenset({"pure"}),
+        grad=lambda u, y, g, w, like, **attrs: [
+            build1("conv2d", [u, w], attrs),
+            build1("conv2d_grad_weight", [u, g, w], attrs),
+            None,
+        ],
+        doc="the VJP of conv2d (same attrs) with respect to x: g (conv2d's output shape) "
+        "scattered back through w, with like's shape (only like's shape is read) and g's "
+        "dtype; input rows and columns conv2d never read get zero",
+    )
+)
+register(
+    OpDef(
+        "conv2d_grad_weight",
+        _infer_conv2d_grad_weight,
+        _conv2d_grad_weight,
+        arity=3,
+        attrs=CONV2D_ATTRS,
+        traits=frozenset({"pure"}),
+        grad=lambda u, y, x, g, like, **attrs: [
+            build1("conv2d_grad_input", [g, u, x], attrs),
+            build1("conv2d", [x, u], attrs),
+            None,
+        ],
+        doc="the VJP of conv2d (same attrs) with respect to w: x correlated with g (conv2d's "
+        "output shape), with like's shape (only like's shape is read) and x's dtype",
     )
 )
 
@@ -285,6 +468,39 @@ def _conv_transpose2d(
     return cropped.reshape(out.shape).astype(out.dtype, copy=False)
 
 
+def _conv_transpose2d_grad(
+    g: Any,
+    y: Any,
+    x: Any,
+    w: Any,
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    output_padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> list[Any]:
+    """conv_transpose2d(., w) is the adjoint of conv2d(., w) (w's IOHW read as OIHW) with
+    the same stride, dilation and groups and padding p on both sides: gx = conv2d(g, w),
+    gw = conv2d_grad_weight(g, x, like=w).
+
+    That conv2d maps g back to x's size H plus output_padding // stride rows: output
+    padding may reach a whole stride when it is below the dilation. Those trailing rows of
+    g lie past every row x wrote to, so they are dropped: first from conv2d's bottom
+    padding, then, if that runs out, by slicing them off g.
+    """
+    pads: list[tuple[int, int]] = []
+    stops: list[int | None] = [None, None]
+    for p, extra, s in zip(padding, output_padding, stride, strict=True):
+        after = p - s * (extra // s)  # the bottom (right) padding that drops those rows
+        pads.append((p, max(after, 0)))
+        stops.append(after if after < 0 else None)
+    if any(stops):
+        g = build1("slice", [g], {"starts": (None,) * 4, "stops": tuple(stops), "steps": (1,) * 4})
+    attrs = {"stride": stride, "padding": tuple(pads), "dilation": dilation, "groups": groups}
+    return [build1("conv2d", [g, w], attrs), build1("conv2d_grad_weight", [g, x, w], attrs)]
+
+
 register(
     OpDef(
         "conv_transpose2d",
@@ -299,6 +515,7 @@ register(
             "groups": AttrSpec("int", 1),
         },
         traits=frozenset({"pure"}),
+        grad=_conv_transpose2d_grad,
         doc="torch.nn.functional.conv_transpose2d without bias: NCHW input, IOHW weight "
         "(I = C, O = out channels / groups); padding is symmetric per axis",
     )
@@ -341,6 +558,21 @@ def _infer_pool2d(
     return TensorType(dtype, (n, c, out_h, out_w))
 
 
+def _window_pads(
+    shape: tuple[int, ...],
+    out: TensorType,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+) -> list[tuple[int, int]]:
+    """The np.pad widths of `_pad_for_windows` for an input of `shape`."""
+    pads = [(0, 0), (0, 0)]
+    for size, count, k, s, p in zip(shape[2:], out.shape[2:], kernel, stride, padding, strict=True):
+        reach = (count - 1) * s + k  # one past the last window, in padded coordinates
+        pads.append((p, max(reach - p - size, 0)))
+    return pads
+
+
 def _pad_for_windows(
     x: np.ndarray,
     out: TensorType,
@@ -354,13 +586,7 @@ def _pad_for_windows(
     With ceil_mode the last window may run past the right padding; padding it too
     lets every window be a plain slice.
     """
-    pads = [(0, 0), (0, 0)]
-    for size, count, k, s, p in zip(
-        x.shape[2:], out.shape[2:], kernel, stride, padding, strict=True
-    ):
-        reach = (count - 1) * s + k  # one past the last window, in padded coordinates
-        pads.append((p, max(reach - p - size, 0)))
-    return np.pad(x, pads, constant_values=value)
+    return np.pad(x, _window_pads(x.shape, out, kernel, stride, padding), constant_values=value)
 
 
 def _kernel_taps(
@@ -449,12 +675,166 @@ def _infer_avg_pool2d(
     return _infer_pool2d(x, kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
 
 
+def _scatter_taps(
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    out: TensorType,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    tap_values: Callable[[int, int], np.ndarray],
+) -> np.ndarray:
+    """The transpose of `_kernel_taps`: adds `tap_values(a, b)` (one value per window)
+    into the padded input at tap (a, b) of every window, then drops the padding."""
+    pads = _window_pads(shape, out, kernel, stride, padding)
+    full = np.zeros(
+        [size + before + after for size, (before, after) in zip(shape, pads, strict=True)], dtype
+    )
+    _, _, out_h, out_w = out.shape
+    for a in range(kernel[0]):
+        for b in range(kernel[1]):
+            # windows are at least one stride apart, so one tap's positions are distinct
+            full[:, :, _window_slice(a, stride[0], out_h), _window_slice(b, stride[1], out_w)] += (
+                tap_values(a, b)
+            )
+    (top, _), (left, _) = pads[2:]
+    return full[:, :, top : top + shape[2], left : left + shape[3]]
+
+
+def _infer_max_pool2d_grad(
+    x: TensorType,
+    g: TensorType,
+    *,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool,
+) -> TensorType:
+    _check_rank4(g, "g (max_pool2d's output shape)")
+    dtype = _check_floats(x, g)
+    forward = _infer_pool2d(x, kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    _check_cotangent(g, forward, "max_pool2d")
+    return TensorType(dtype, x.shape)
+
+
+def _max_pool2d_grad(
+    x: np.ndarray,
+    g: np.ndarray,
+    *,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool,
+) -> np.ndarray:
+    out = _infer_max_pool2d_grad(
+        type_of_array(x),
+        type_of_array(g),
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        ceil_mode=ceil_mode,
+    )
+    forward = TensorType(out.dtype, g.shape)
+    padded = _pad_for_windows(x, forward, kernel, stride, padding, -np.inf)
+    # which positions are input elements (padding never wins, even against -inf)
+    real = _pad_for_windows(np.ones(x.shape, bool), forward, kernel, stride, padding, False)
+    # PyTorch's scan: the first input element of the window (row-major), then each later
+    # one that is greater than the running maximum or NaN
+    best = np.full(g.shape, -np.inf, dtype=out.dtype)
+    chosen = np.full(g.shape, -1)
+    taps = list(
+        zip(
+            _kernel_taps(padded, forward, kernel, stride),
+            _kernel_taps(real, forward, kernel, stride),
+            strict=True,
+        )
+    )
+    for index, (values, valid) in enumerate(taps):
+        wins = valid & ((chosen < 0) | (values > best) | np.isnan(values))
+        best = np.where(wins, values, best)
+        chosen = np.where(wins, index, chosen)
+    result = _scatter_taps(
+        x.shape,
+        out.dtype,
+        forward,
+        kernel,
+        stride,
+        padding,
+        lambda a, b: np.where(chosen == a * kernel[1] + b, g, 0),
+    )
+    return result.astype(out.dtype, copy=False)
+
+
+def _infer_avg_pool2d_grad(
+    g: TensorType,
+    like: TensorType,
+    *,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> TensorType:
+    del count_include_pad  # changes values only
+    _check_rank4(g, "g (avg_pool2d's output shape)")
+    _check_rank4(like, "like (x's shape N, C, H, W)")
+    dtype = _check_floats(g)
+    forward = _infer_pool2d(
+        TensorType(dtype, like.shape),
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        ceil_mode=ceil_mode,
+    )
+    _check_cotangent(g, forward, "avg_pool2d")
+    return TensorType(dtype, like.shape)
+
+
+def _avg_pool2d_grad(
+    g: np.ndarray,
+    like: np.ndarray,
+    *,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> np.ndarray:
+    out = _infer_avg_pool2d_grad(
+        type_of_array(g),
+        type_of_array(like),
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+    )
+    forward = TensorType(out.dtype, g.shape)
+    rows, cols = (
+        _pool_divisors(size, count, k, s, p, count_include_pad)
+        for size, count, k, s, p in zip(
+            like.shape[2:], g.shape[2:], kernel, stride, padding, strict=True
+        )
+    )
+    share = g / np.outer(rows, cols).astype(out.dtype)  # each window's g, spread evenly
+    result = _scatter_taps(
+        like.shape, out.dtype, forward, kernel, stride, padding, lambda a, b: share
+    )
+    return result.astype(out.dtype, copy=False)
+
+
 POOL_ATTRS = {
     "kernel": AttrSpec("ints"),
     "stride": AttrSpec("ints"),
     "padding": AttrSpec("ints", (0, 0)),
     "ceil_mode": AttrSpec("bool", False),
 }
+AVG_POOL_ATTRS = {**POOL_ATTRS, "count_include_pad": AttrSpec("bool", True)}
+
+
+def _max_pool2d_grad_grad(*args: Any, **attrs: Any) -> list[Any]:
+    raise GraphcError("second derivatives through max_pool2d are not supported")
+
 
 register(
     OpDef(
@@ -464,6 +844,7 @@ register(
         arity=1,
         attrs=POOL_ATTRS,
         traits=frozenset({"pure"}),
+        grad=lambda g, y, x, **attrs: [build1("max_pool2d_grad", [x, g], attrs)],
         doc="torch.nn.functional.max_pool2d (dilation 1): pads with -inf; NaN propagates",
     )
 )
@@ -473,9 +854,38 @@ register(
         _infer_avg_pool2d,
         _avg_pool2d,
         arity=1,
-        attrs={**POOL_ATTRS, "count_include_pad": AttrSpec("bool", True)},
+        attrs=AVG_POOL_ATTRS,
         traits=frozenset({"pure"}),
+        grad=lambda g, y, x, **attrs: [build1("avg_pool2d_grad", [g, x], attrs)],
         doc="torch.nn.functional.avg_pool2d: the divisor counts the padding inside the padded "
         "bounds with count_include_pad, else only the input elements in the window",
+    )
+)
+register(
+    OpDef(
+        "max_pool2d_grad",
+        _infer_max_pool2d_grad,
+        _max_pool2d_grad,
+        arity=2,
+        attrs=POOL_ATTRS,
+        traits=frozenset({"pure"}),
+        grad=_max_pool2d_grad_grad,
+        doc="the VJP of max_pool2d (same attrs) with respect to x: each window's g goes to "
+        "the input element PyTorch picks (the first maximum, row-major within the window, or "
+        "its last NaN); overlapping windows add up; x's shape and dtype",
+    )
+)
+register(
+    OpDef(
+        "avg_pool2d_grad",
+        _infer_avg_pool2d_grad,
+        _avg_pool2d_grad,
+        arity=2,
+        attrs=AVG_POOL_ATTRS,
+        traits=frozenset({"pure"}),
+        grad=lambda u, y, g, like, **attrs: [build1("avg_pool2d", [u], attrs), None],
+        doc="the VJP of avg_pool2d (same attrs) with respect to x: each window's g divided by "
+        "its divisor and spread over the window, with like's shape (only like's shape is "
+        "read) and g's dtype",
     )
 )

@@ -103,8 +103,10 @@ def _check_updates(updates: Mapping[Any, Any] | None) -> list[tuple[Variable, Te
 
 
 def _check_optimize(optimize: Any) -> tuple[str, ...]:
+    from graphc.passes import DEFAULT_PIPELINE, PASSES
+
     if optimize is True:
-        return PASS_NAMES
+        return DEFAULT_PIPELINE
     if optimize is False or optimize is None:
         return ()
     if isinstance(optimize, str) or not isinstance(optimize, Sequence):
@@ -114,6 +116,9 @@ def _check_optimize(optimize: Any) -> tuple[str, ...]:
     unknown = [name for name in optimize if name not in PASS_NAMES]
     if unknown:
         raise ArgumentError(f"unknown pass(es) {unknown}; passes are {', '.join(PASS_NAMES)}")
+    missing = [name for name in optimize if name not in PASSES]
+    if missing:
+        raise ArgumentError(f"pass(es) {missing} are not available in this version of graphc")
     return tuple(optimize)
 
 
@@ -137,8 +142,10 @@ class Function:
         variables: dict[int, Variable],
         device: str,
         pipeline: tuple[str, ...],
+        pass_report: Any,
     ) -> None:
         self.graph = graph
+        self._pass_report = pass_report
         self.inputs = inputs
         self.outputs = outputs
         self.device = device
@@ -152,6 +159,10 @@ class Function:
         signature = ", ".join(str(s) for s in self.inputs)
         results = ", ".join(str(s) for s in self.outputs)
         return f"<graphc.Function ({signature}) -> ({results}) on {self.device}>"
+
+    def report(self) -> Any:
+        """What each optimization pass did: a PassReport, whose str() is a table."""
+        return self._pass_report
 
     def _collect_feeds(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         if len(args) > len(self.inputs):
@@ -283,12 +294,17 @@ def function(
         raise InputError(
             f"the outputs need placeholder(s) {undeclared}, which are not among the inputs"
         )
+    from graphc.passes import run_pipeline
+
+    graph, pass_report = run_pipeline(graph, pipeline)
     variables = {n.id: variable_of(n.id) for n in graph.nodes if n.op == "variable"}
     input_specs = tuple(TensorSpec.of(t.name, t.type) for t in input_tensors)  # type: ignore[arg-type]
     output_specs = tuple(
         TensorSpec.of(name, t.type) for name, t in zip(output_names, output_tensors, strict=True)
     )
-    return Function(graph, input_specs, output_specs, structure, variables, device, pipeline)
+    return Function(
+        graph, input_specs, output_specs, structure, variables, device, pipeline, pass_report
+    )
 
 
 __all__ = ["Function", "TensorSpec", "function"]

@@ -7,3 +7,17 @@ after each pass in debug and test mode, and reports what each one did. Installed
 ``graphc.passes``; it imports only the graphc IR core, never ``graphc.kernels`` or
 ``graphc.runtime``.
 """
+
+from graphc.passes import cse, dce, fold, manager
+from graphc.passes.manager import DEFAULT_PIPELINE, PASSES, PassReport, run_pipeline
+
+__all__ = [
+    "DEFAULT_PIPELINE",
+    "PASSES",
+    "PassReport",
+    "cse",
+    "dce",
+    "fold",
+    "manager",
+    "run_pipeline",
+]

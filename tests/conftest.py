@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+os.environ.setdefault("GRAPHC_VERIFY", "1")  # verify the IR after every optimization pass
+
 settings.register_profile(
     "ci",
     max_examples=60,

@@ -117,13 +117,24 @@ class Graph:
         return format_graph(self)
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# in a source checkout the pipeline's later stages live beside graphc/, not inside it
+_LIBRARY_DIRS = tuple(
+    directory + os.sep
+    for directory in (
+        _PACKAGE_DIR,
+        *(
+            os.path.join(os.path.dirname(_PACKAGE_DIR), stage)
+            for stage in ("passes", "kernels", "runtime")
+        ),
+    )
+)
 
 
 def user_origin() -> str | None:
-    """The `file:line` of the innermost caller outside the graphc package."""
+    """The `file:line` of the innermost caller outside graphc's own code."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return None

@@ -133,6 +133,18 @@ _ATTR_KINDS: dict[str, Callable[[Any], bool]] = {
     "slice_bounds": lambda v: isinstance(v, tuple) and all(x is None or _is_int(x) for x in v),
     "shape": lambda v: isinstance(v, tuple) and all(_is_int(x) or isinstance(x, str) for x in v),
     "array": lambda v: isinstance(v, ConstArray),
+    "body": lambda v: (
+        isinstance(v, tuple)
+        and all(
+            isinstance(step, tuple)
+            and len(step) == 3
+            and isinstance(step[0], str)
+            and isinstance(step[1], tuple)
+            and all(_is_int(a) for a in step[1])
+            and isinstance(step[2], Attrs)
+            for step in v
+        )
+    ),
 }
 
 

@@ -8,7 +8,7 @@ after each pass in debug and test mode, and reports what each one did. Installed
 ``graphc.runtime``.
 """
 
-from graphc.passes import cse, dce, fold, manager
+from graphc.passes import cse, dce, fold, fuse, manager, simplify
 from graphc.passes.manager import DEFAULT_PIPELINE, PASSES, PassReport, run_pipeline
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "cse",
     "dce",
     "fold",
+    "fuse",
     "manager",
     "run_pipeline",
+    "simplify",
 ]

@@ -22,8 +22,11 @@ from graphc.verify import verify
 
 DEFAULT_PIPELINE = (
     "fold",  # evaluate constant subgraphs with the numpy reference
+    "simplify",  # algebraic identities and stability rewrites, to a fixpoint
     "cse",  # merge structurally equal pure nodes
     "dce",  # drop what no output or update needs
+    "fuse",  # group elementwise chains (with a reduction or a matmul) into fused nodes
+    "dce",
 )
 
 

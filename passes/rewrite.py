@@ -37,7 +37,8 @@ class Rewriter:
         return self.mapping.get(v, v)
 
     def node(self, v: Value | int) -> Node:
-        return self.builder.node(v)
+        """The node that defines `v` in the new graph (substitutions followed)."""
+        return self.builder.node(self.value(v) if isinstance(v, Value) else v)
 
     def type_of(self, v: Value) -> Any:
         return self.builder.type_of(self.value(v))

@@ -114,7 +114,7 @@ def finite_max(rw: Rewriter, n: Node, x: Value, axes: tuple[int, ...]) -> Value:
 def is_finite_max_of(rw: Rewriter, m: Value, x: Value, axes: tuple[int, ...]) -> bool:
     """Whether `m` is the `finite_max` of x over `axes` (as built here or by the front end)."""
     guard = producer(rw, m, "stop_gradient")
-    choice = guard and producer(rw, guard.inputs[0], "where")
+    choice = producer(rw, guard.inputs[0], "where") if guard is not None else None
     if choice is None:
         return False
     condition, top, zero = choice.inputs
@@ -197,18 +197,23 @@ def pow_two(n: Node, rw: Rewriter) -> Value | None:
 
 @rule("pow")
 def pow_half(n: Node, rw: Rewriter) -> Value | None:
-    """x ** 0.5 -> where(isinf(x), abs(x), sqrt(x)), for float x of the result type.
+    """x ** 0.5 -> sqrt(x), for float x of the result type.
 
-    pow(-inf, 0.5) is +inf but sqrt(-inf) is NaN, hence the guard.
+    numpy computes a power by a single-element exponent 0.5 as sqrt, so then sqrt(x) is
+    the reference bit for bit. With a full array of 0.5 numpy calls C pow, whose
+    pow(-inf, 0.5) is +inf where sqrt(-inf) is NaN: that case gets
+    where(isinf(x), abs(x), sqrt(x)).
     """
     x, exponent = n.inputs
     if not (is_constant(rw, exponent, 0.5) and is_float(n.types[0])):
         return None
     if not has_result_type(rw, x, n):
         return None
-    infinite = build(rw, n, "isinf", [x])
-    magnitude = build(rw, n, "abs", [x])
-    return build(rw, n, "where", [infinite, magnitude, build(rw, n, "sqrt", [x])])
+    root = build(rw, n, "sqrt", [x])
+    if any(d != 1 for d in rw.type_of(exponent).shape):  # more than one element
+        infinite = build(rw, n, "isinf", [x])
+        return build(rw, n, "where", [infinite, build(rw, n, "abs", [x]), root])
+    return root
 
 
 @rule("neg")
@@ -417,8 +422,8 @@ def stable_logsumexp(n: Node, rw: Rewriter) -> Value | None:
     Only for float x, known non-empty axes, and x not already shifted by its max.
     """
     total = producer(rw, n.inputs[0], "sum")
-    growth = total and producer(rw, total.inputs[0], "exp")
-    if growth is None:
+    growth = producer(rw, total.inputs[0], "exp") if total is not None else None
+    if total is None or growth is None:
         return None
     x = growth.inputs[0]
     axes, keepdims = total.attrs["axes"], total.attrs["keepdims"]
@@ -438,7 +443,7 @@ def stable_logsumexp(n: Node, rw: Rewriter) -> Value | None:
 
 @rule("log")
 def stable_log_softmax(n: Node, rw: Rewriter) -> Value | None:
-    """log(e / sum(e, axes, keepdims=True)) with e = exp(z) -> s - log(sum(exp(s), axes,
+    """log(exp(z) / sum(exp(z), axes, keepdims=True)) -> s - log(sum(exp(s), axes,
     keepdims=True)) with s = z - m, m the finite max of z over axes: no overflow.
 
     When z is already max-shifted (the front end's softmax), the existing sum is reused:
@@ -450,7 +455,10 @@ def stable_log_softmax(n: Node, rw: Rewriter) -> Value | None:
     e, denominator = ratio.inputs
     growth = producer(rw, e, "exp")
     total = producer(rw, denominator, "sum")
-    if growth is None or total is None or total.inputs[0] != e or not total.attrs["keepdims"]:
+    if growth is None or total is None or not total.attrs["keepdims"]:
+        return None
+    summed = producer(rw, total.inputs[0], "exp")  # e itself, or an equal exp before cse
+    if summed is None or summed.inputs != growth.inputs:
         return None
     z, axes = growth.inputs[0], total.attrs["axes"]
     z_type = rw.type_of(z)

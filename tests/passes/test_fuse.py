@@ -1,0 +1,142 @@
+"""The fuse pass: how many kernels known graphs become, multi-output groups, reduction
+prologues and matmul epilogues, no cycles, and preserved results on random graphs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import strategies
+from graphc.passes import PASSES, run_pipeline
+from hypothesis import given
+
+import graphc as gc
+from graphc import interpret
+from graphc.verify import verify
+
+PIPELINE = ("fold", "cse", "dce", "fuse", "dce")
+
+
+def optimized(inputs: list, outputs: object) -> gc.Graph:
+    graph = gc.function(inputs, outputs, optimize=False).graph
+    return run_pipeline(graph, PIPELINE, verify_each=True)[0]
+
+
+def histogram(g: gc.Graph) -> Counter:
+    return Counter(n.op for n in g.nodes)
+
+
+def fused_kinds(g: gc.Graph) -> list[str]:
+    return sorted(n.attrs["kind"] for n in g.nodes if n.op == "fused")
+
+
+def run(g: gc.Graph, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    return interpret.run(g, {v.node: a for v, a in zip(g.inputs, feeds, strict=True)})[0]
+
+
+def test_the_w1_chain_is_one_kernel() -> None:
+    # a shared dim name tells graphc that x and y have one length: one iteration space
+    x = gc.placeholder(("n",), "float32", name="x")
+    y = gc.placeholder(("n",), "float32", name="y")
+    out = gc.tanh(0.5 * x + y) * gc.sigmoid(y) - gc.exp(-x * x) + 0.1 * y
+    g = optimized([x, y], out)
+    assert histogram(g) == Counter(placeholder=2, fused=1)
+    assert fused_kinds(g) == ["elementwise"]
+    feeds = [np.linspace(-3, 3, 7, dtype="float32"), np.linspace(2, -2, 7, dtype="float32")]
+    unfused = gc.function([x, y], out, optimize=False)
+    np.testing.assert_array_equal(run(g, feeds)[0], unfused(*feeds))
+
+
+def test_a_reduction_absorbs_its_elementwise_prologue() -> None:
+    x = gc.placeholder((None, 8), "float64", name="x")
+    g = optimized([x], gc.sum(x * x, axis=1))
+    assert histogram(g) == Counter(placeholder=1, fused=1)
+    assert fused_kinds(g) == ["reduction"]
+    feed = np.arange(16.0).reshape(2, 8)
+    np.testing.assert_array_equal(run(g, [feed])[0], (feed * feed).sum(axis=1))
+
+
+def test_a_matmul_absorbs_its_epilogue() -> None:
+    x = gc.placeholder((None, 4), "float32", name="x")
+    w = gc.Variable(np.ones((4, 3), "float32"), name="w")
+    b = gc.Variable(np.arange(3, dtype="float32"), name="b")
+    g = optimized([x], gc.relu(x @ w + b))
+    assert fused_kinds(g) == ["matmul"]
+    assert "matmul" not in histogram(g)
+
+
+def test_intermediates_needed_elsewhere_become_extra_results() -> None:
+    x = gc.placeholder((5,), "float64", name="x")
+    hidden = gc.exp(x) * 2
+    g = optimized([x], [gc.tanh(hidden) + 1, hidden, gc.sum(hidden)])
+    (node,) = [n for n in g.nodes if n.op == "fused"]
+    assert len(node.types) == 2  # the fetched intermediate is a second result
+    feed = np.linspace(-1, 1, 5)
+    results = run(g, [feed])
+    np.testing.assert_allclose(results[1], np.exp(feed) * 2)
+    np.testing.assert_allclose(results[0], np.tanh(np.exp(feed) * 2) + 1)
+
+
+def test_unrelated_unknown_sizes_are_not_fused_together() -> None:
+    x = gc.placeholder((None,), "float32", name="x")
+    y = gc.placeholder((None,), "float32", name="y")
+    g = optimized([x, y], gc.exp(x) * 2 + gc.exp(y) * 3)  # x * y might broadcast at run time
+    assert histogram(g)["fused"] == 2
+
+
+def test_different_shapes_stay_in_different_kernels() -> None:
+    x = gc.placeholder((3, 4), "float64", name="x")
+    row = gc.placeholder((4,), "float64", name="row")
+    small = gc.exp(row) * 2  # shape (4,)
+    big = gc.tanh(x) + small  # shape (3, 4): reads small, broadcast
+    g = optimized([x, row], big * 3)
+    assert histogram(g)["fused"] == 2
+
+
+def test_groups_never_wait_on_each_other() -> None:
+    """a and b may fuse, and c and d may fuse, but not both: b's group would wait on c's
+    group through sum(b), which d reads, while c reads a."""
+    x = gc.placeholder((4,), "float64", name="x")
+    a = gc.exp(x)
+    b = gc.sin(x) * 2
+    c = a * 3 + gc.sum(b)
+    d = gc.cos(c) * 4 + a
+    g = optimized([x], d)
+    verify(g)
+    feed = np.linspace(0, 1, 4)
+    np.testing.assert_allclose(run(g, [feed])[0], gc.function([x], d, optimize=False)(feed))
+
+
+def test_gradients_of_layer_norm_fuse_without_cycles() -> None:
+    x = gc.placeholder((2, 4), "float64", name="x")
+    y = gc.sum(gc.layer_norm(x) * gc.constant(np.arange(8.0).reshape(2, 4)))
+    (gx,) = gc.grad(y, [x])
+    (gxx,) = gc.grad(gc.sum(gx * gx), [x])
+    g = optimized([x], [gx, gxx])
+    assert histogram(g)["fused"] >= 2
+    feed = np.random.default_rng(0).standard_normal((2, 4))
+    reference = gc.function([x], [gx, gxx], optimize=False)(feed)
+    for got, want in zip(run(g, [feed]), reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_fuse_reports_what_it_formed() -> None:
+    x = gc.placeholder((None, 8), "float32", name="x")
+    f = gc.function([x], [gc.sum(x * x), gc.tanh(x) * 2])
+    rows = {r.name: r for r in f.report().records}
+    assert rows["fuse"].stats["kernels"] == 2
+    assert rows["fuse"].stats["reductions_fused"] == 1
+
+
+@given(case=strategies.graph_cases())
+def test_fuse_preserves_results_and_is_idempotent(case) -> None:
+    placeholders, outputs = case.build(symbolic=True)
+    g = gc.function(placeholders, outputs, optimize=False).graph
+    fused = PASSES["fuse"](g).graph
+    verify(fused)
+    feeds = case.feeds()
+    for got, want in zip(run(fused, feeds), run(g, feeds), strict=True):
+        np.testing.assert_array_equal(got, want)
+    again = PASSES["fuse"](fused)
+    assert again.stats["kernels"] == 0
+    assert histogram(again.graph) == histogram(fused)

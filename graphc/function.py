@@ -22,7 +22,6 @@ from graphc.ir import Graph
 from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor, variable_of
 from graphc.types import Sym, TensorType, format_shape
 
-PASS_NAMES = ("fold", "simplify", "cse", "dce", "fuse", "plan_memory")
 DEVICES = ("cpu", "reference")
 _UPDATE_LOCK = threading.Lock()  # variable updates of one call are applied together
 _MISSING = object()  # an input slot no argument has filled yet
@@ -113,12 +112,9 @@ def _check_optimize(optimize: Any) -> tuple[str, ...]:
         raise ArgumentError(
             f"optimize must be True, False or a list of pass names, got {optimize!r}"
         )
-    unknown = [name for name in optimize if name not in PASS_NAMES]
+    unknown = [name for name in optimize if name not in PASSES]
     if unknown:
-        raise ArgumentError(f"unknown pass(es) {unknown}; passes are {', '.join(PASS_NAMES)}")
-    missing = [name for name in optimize if name not in PASSES]
-    if missing:
-        raise ArgumentError(f"pass(es) {missing} are not available in this version of graphc")
+        raise ArgumentError(f"unknown pass(es) {unknown}; passes are {', '.join(PASSES)}")
     return tuple(optimize)
 
 

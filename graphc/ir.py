@@ -56,18 +56,34 @@ class Node:
 
 
 @dataclass(frozen=True)
+class MemoryPlan:
+    """Where each temporary of a call lives: the plan_memory pass makes it, lowering uses it.
+
+    buffers     the (dtype, element count) of each buffer of the per-call arena
+    assignment  temporary value -> the index of the buffer it is computed into
+    in_place    the values computed into the buffer of an input that dies at their node
+    """
+
+    buffers: tuple[tuple[str, Any], ...]
+    assignment: tuple[tuple[Value, int], ...]
+    in_place: tuple[Value, ...] = ()
+
+
+@dataclass(frozen=True)
 class Graph:
     """A whole computation: nodes in topological order, its signature and variable updates.
 
     inputs   placeholder values, in the order a caller passes them
     outputs  the values a call returns
     updates  (variable node id, new value) pairs, applied after the outputs
+    memory   the buffer plan of plan_memory, or None; a pass that rebuilds nodes drops it
     """
 
     nodes: tuple[Node, ...]
     inputs: tuple[Value, ...] = ()
     outputs: tuple[Value, ...] = ()
     updates: tuple[tuple[int, Value], ...] = ()
+    memory: MemoryPlan | None = None
 
     @cached_property
     def by_id(self) -> dict[int, Node]:

@@ -12,6 +12,7 @@ from graphc.errors import GraphcError, VerifyError
 from graphc.ir import Graph, Node, Value
 from graphc.printer import format_excerpt
 from graphc.registry import lookup
+from graphc.types import dim_product
 
 
 def _fail(g: Graph, node_id: int | None, reason: str) -> VerifyError:
@@ -54,6 +55,15 @@ def verify(g: Graph) -> Graph:
         _check_node(g, n, defined)
         defined[n.id] = n
 
+    _check_signature(g, defined)
+    if g.memory is not None:
+        _check_memory(g)
+    return g
+
+
+def _check_signature(g: Graph, defined: dict[int, Node]) -> None:
+    """Inputs are placeholders; outputs exist; updates target variables with their dtype."""
+
     def exists(v: Value) -> bool:
         return v.node in defined and 0 <= v.index < len(defined[v.node].types)
 
@@ -74,4 +84,21 @@ def verify(g: Graph) -> Graph:
                 v.node,
                 f"update of %{var} has type {g.type_of(v)}, variable is {defined[var].type}",
             )
-    return g
+
+
+def _check_memory(g: Graph) -> None:
+    """Every planned value exists and fits its buffer's dtype and element count."""
+    buffers = g.memory.buffers  # type: ignore[union-attr]
+    for value, buffer in g.memory.assignment:  # type: ignore[union-attr]
+        if value.node not in g.by_id or not 0 <= buffer < len(buffers):
+            raise _fail(
+                g, None, f"the memory plan places {value} in buffer {buffer}, which does not exist"
+            )
+        value_type = g.type_of(value)
+        if (value_type.dtype.name, dim_product(value_type.shape)) != buffers[buffer]:
+            raise _fail(
+                g,
+                value.node,
+                f"the memory plan puts {value} ({value_type}) in "
+                f"buffer {buffer} of {buffers[buffer]}",
+            )

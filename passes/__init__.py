@@ -8,7 +8,7 @@ after each pass in debug and test mode, and reports what each one did. Installed
 ``graphc.runtime``.
 """
 
-from graphc.passes import cse, dce, fold, fuse, manager, simplify
+from graphc.passes import cse, dce, fold, fuse, manager, memory, simplify
 from graphc.passes.manager import DEFAULT_PIPELINE, PASSES, PassReport, run_pipeline
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "fold",
     "fuse",
     "manager",
+    "memory",
     "run_pipeline",
     "simplify",
 ]

@@ -27,6 +27,7 @@ DEFAULT_PIPELINE = (
     "dce",  # drop what no output or update needs
     "fuse",  # group elementwise chains (with a reduction or a matmul) into fused nodes
     "dce",
+    "plan_memory",  # assign temporaries to reusable buffers, in place where safe
 )
 
 
@@ -79,7 +80,7 @@ class PassReport:
             return "no optimization passes ran"
         lines = [f"{'pass':<12} {'nodes':>13} {'ms':>8}  details"]
         for r in self.records:
-            details = ", ".join(f"{k} {v}" for k, v in sorted(r.stats.items()) if v) or "-"
+            details = ", ".join(f"{k} {v}" for k, v in sorted(r.stats.items())) or "-"
             lines.append(
                 f"{r.name:<12} {r.nodes_before:>5} -> {r.nodes_after:<5} "
                 f"{r.seconds * 1000:>8.2f}  {details}"

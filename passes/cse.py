@@ -9,11 +9,10 @@ variables never merge.
 
 from __future__ import annotations
 
+from graphc.ir import Graph, Value
 from graphc.passes.dce import live_nodes
 from graphc.passes.manager import PassResult, graph_pass
 from graphc.passes.rewrite import Rewriter
-
-from graphc.ir import Graph, Value
 from graphc.registry import lookup
 
 

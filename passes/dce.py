@@ -7,9 +7,8 @@ an ancestor of an output or of an update value.
 
 from __future__ import annotations
 
-from graphc.passes.manager import PassResult, graph_pass
-
 from graphc.ir import Graph, Node
+from graphc.passes.manager import PassResult, graph_pass
 
 
 def live_nodes(g: Graph) -> tuple[Node, ...]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from graphc.passes.dce import live_nodes
-from graphc.passes.manager import PassResult, graph_pass
-from graphc.passes.rewrite import Rewriter
 
 from graphc.errors import GraphcError
 from graphc.ir import Graph, Node
+from graphc.passes.dce import live_nodes
+from graphc.passes.manager import PassResult, graph_pass
+from graphc.passes.rewrite import Rewriter
 from graphc.registry import lookup
 
 SMALL = 64  # elements a folded result may have whatever its inputs' size

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import heapq
 
+from graphc.ir import Graph, Node, Value
 from graphc.passes.dce import live_nodes
 from graphc.passes.manager import PassResult, graph_pass
 from graphc.passes.rewrite import Rewriter
-
-from graphc.ir import Graph, Node, Value
 from graphc.registry import lookup
 
 ABSORBED_REDUCTIONS = frozenset({"sum", "prod", "max", "min"})

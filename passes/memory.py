@@ -17,9 +17,9 @@ plan needs; unknown dims count as 1 in both.
 from __future__ import annotations
 
 import numpy as np
-from graphc.passes.manager import PassResult, graph_pass
 
 from graphc.ir import Graph, MemoryPlan, Node, Value
+from graphc.passes.manager import PassResult, graph_pass
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType, dim_product
 

@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graphc.passes.dce import live_nodes
-
 from graphc.errors import PassError
 from graphc.ir import Graph, GraphBuilder, Node, Value
+from graphc.passes.dce import live_nodes
 
 
 class Rewriter:

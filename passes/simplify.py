@@ -34,10 +34,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from graphc.passes.manager import PassResult, graph_pass
-from graphc.passes.rewrite import Rewriter, Rule, apply_rules, rule
 
 from graphc.ir import Graph, Node, Value
+from graphc.passes.manager import PassResult, graph_pass
+from graphc.passes.rewrite import Rewriter, Rule, apply_rules, rule
 from graphc.registry import REGISTRY
 from graphc.types import TensorType
 

@@ -7,11 +7,11 @@ from collections import Counter
 
 import numpy as np
 import strategies
-from graphc.passes import PASSES, run_pipeline
 from hypothesis import given
 
 import graphc as gc
 from graphc import interpret
+from graphc.passes import PASSES, run_pipeline
 from graphc.verify import verify
 
 PIPELINE = ("fold", "cse", "dce", "fuse", "dce")

@@ -8,11 +8,11 @@ import itertools
 import numpy as np
 import pytest
 import strategies
-from graphc.passes import PASSES, run_pipeline
-from graphc.passes.memory import _last_reads, _storage
 from hypothesis import given
 
 import graphc as gc
+from graphc.passes import PASSES, run_pipeline
+from graphc.passes.memory import _last_reads, _storage
 from graphc.verify import verify
 
 

@@ -8,12 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 import strategies
-from graphc.passes import DEFAULT_PIPELINE, PASSES, run_pipeline
-from graphc.passes.manager import PassResult, graph_pass
 from hypothesis import given
 
 import graphc as gc
 from graphc import interpret
+from graphc.passes import DEFAULT_PIPELINE, PASSES, run_pipeline
+from graphc.passes.manager import PassResult, graph_pass
 from graphc.verify import verify
 
 

@@ -9,18 +9,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import graphc.passes.simplify  # registers the pass until passes/__init__ imports it
 import numpy as np
 import pytest
 import strategies
-from graphc.passes.manager import PASSES, structural_key
-from graphc.passes.rewrite import Rewriter, apply_rules, rule
-from graphc.passes.simplify import RULES, simplify
 from hypothesis import given
 
 import graphc as gc
+import graphc.passes.simplify  # registers the pass until passes/__init__ imports it
 from graphc.interpret import run
 from graphc.ir import Graph, Node, Value
+from graphc.passes.manager import PASSES, structural_key
+from graphc.passes.rewrite import Rewriter, apply_rules, rule
+from graphc.passes.simplify import RULES, simplify
 from graphc.verify import verify
 
 # Helpers.

@@ -37,7 +37,6 @@ class _Groups:
     """Which group each node belongs to, and the members of each group, in order."""
 
     def __init__(self, g: Graph) -> None:
-        self.g = g
         self.group_of: dict[int, int] = {}
         self.members: dict[int, list[Node]] = {}
         self.kind: dict[int, str] = {}
@@ -185,7 +184,7 @@ def _units_in_order(g: Graph, groups: _Groups, fused: set[int]) -> list[list[Nod
     units: dict[int, list[Node]] = {}
     for n in g.nodes:
         units.setdefault(unit_of[n.id], []).append(n)
-    position = {unit: min(g.nodes.index(n) for n in nodes) for unit, nodes in units.items()}
+    position = {unit: min(groups.position[n.id] for n in nodes) for unit, nodes in units.items()}
     needs = {u: {unit_of[v.node] for n in ns for v in n.inputs} - {u} for u, ns in units.items()}
     users: dict[int, list[int]] = {u: [] for u in units}
     for unit, deps in needs.items():

@@ -125,6 +125,9 @@ class Graph:
         return seen
 
     def replace(self, **changes: Any) -> Graph:
+        """A copy with `changes`; new nodes drop the memory plan, which named the old ones."""
+        if "nodes" in changes and "memory" not in changes:
+            changes["memory"] = None
         return dataclasses.replace(self, **changes)
 
     def __str__(self) -> str:

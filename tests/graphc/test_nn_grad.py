@@ -14,32 +14,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from opcall import infer, run_op
 
 import graphc as gc
 from graphc import dtypes
 from graphc.errors import DTypeError, GraphcError, ShapeError
 from graphc.registry import REGISTRY
 from graphc.tensor import build1
-from graphc.types import Sym, TensorType, type_of_array
+from graphc.types import Sym, TensorType
 
 F64 = dtypes.float64
 F32 = dtypes.float32
-
-
-def run_op(name: str, arrays: list[np.ndarray], attrs: dict) -> np.ndarray:
-    """The op's reference result, after checking it has exactly the inferred type."""
-    opdef = REGISTRY[name]
-    frozen = opdef.check_attrs(attrs)
-    inferred = opdef.infer(*(type_of_array(a) for a in arrays), **frozen)
-    result = opdef.reference(*arrays, **frozen)
-    assert isinstance(result, np.ndarray)
-    assert type_of_array(result) == inferred
-    return result
-
-
-def infer(name: str, types: list[TensorType], attrs: dict) -> TensorType:
-    opdef = REGISTRY[name]
-    return opdef.infer(*types, **opdef.check_attrs(attrs))
 
 
 def inner(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from opcall import infer, run_op
 from oracles import (
     avg_pool2d_oracle,
     conv2d_oracle,
@@ -21,7 +22,7 @@ import graphc.ops  # noqa: F401  (registers every op)
 from graphc import dtypes
 from graphc.errors import DTypeError, ShapeError
 from graphc.registry import REGISTRY
-from graphc.types import Sym, TensorType, type_of_array
+from graphc.types import Sym, TensorType
 
 FLOATS = [np.float32, np.float64]
 
@@ -32,22 +33,6 @@ def tolerance(dtype: type) -> dict[str, float]:
 
 def random_array(shape: tuple[int, ...], dtype: type, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def run_op(name: str, arrays: list[np.ndarray], attrs: dict) -> np.ndarray:
-    """The op's reference result, after checking it has exactly the inferred type."""
-    opdef = REGISTRY[name]
-    frozen = opdef.check_attrs(attrs)
-    inferred = opdef.infer(*(type_of_array(a) for a in arrays), **frozen)
-    result = opdef.reference(*arrays, **frozen)
-    assert isinstance(result, np.ndarray)
-    assert type_of_array(result) == inferred
-    return result
-
-
-def infer(name: str, types: list[TensorType], attrs: dict) -> TensorType:
-    opdef = REGISTRY[name]
-    return opdef.infer(*types, **opdef.check_attrs(attrs))
 
 
 # ------------------------------------------------------------------------- conv2d

@@ -114,3 +114,11 @@ def test_plans_of_random_graphs_are_safe(case) -> None:
         stats = report.records[-1].stats
         assert stats["temp_bytes_after"] <= stats["temp_bytes_before"]
     assert PASSES["plan_memory"](planned).graph.memory == planned.memory  # idempotent
+
+
+def test_a_later_pass_drops_a_stale_plan() -> None:
+    x = gc.placeholder((3,), "float64", name="x")
+    g, _ = plan([x], gc.exp(x) * 2 + 1)
+    assert g.memory is not None
+    again, _ = run_pipeline(g, ("dce", "fuse"), verify_each=True)
+    assert again.memory is None

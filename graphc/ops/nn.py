@@ -220,11 +220,7 @@ def _infer_conv2d_grad_input(
     g: TensorType,
     w: TensorType,
     like: TensorType,
-    *,
-    stride: tuple[int, ...],
-    padding: tuple[tuple[int, int], ...],
-    dilation: tuple[int, ...],
-    groups: int,
+    **conv: Any,
 ) -> TensorType:
     _check_rank4(g, "g (N, O, outH, outW)")
     _check_rank4(like, "like (x's shape N, C, H, W)")
@@ -232,10 +228,7 @@ def _infer_conv2d_grad_input(
     forward = _infer_conv2d(
         TensorType(dtype, like.shape),
         w,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+        **conv,
     )
     _check_cotangent(g, forward, "conv2d")
     return TensorType(dtype, like.shape)
@@ -245,25 +238,20 @@ def _conv2d_grad_input(
     g: np.ndarray,
     w: np.ndarray,
     like: np.ndarray,
-    *,
-    stride: tuple[int, ...],
-    padding: tuple[tuple[int, int], ...],
-    dilation: tuple[int, ...],
-    groups: int,
+    **conv: Any,
 ) -> np.ndarray:
     out = _infer_conv2d_grad_input(
         type_of_array(g),
         type_of_array(w),
         type_of_array(like),
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+        **conv,
     )
     n, o, out_h, out_w = g.shape
     _, i, kh, kw = w.shape
     _, _, h, width = like.shape
-    (sh, sw), (dh, dw), ((top, bottom), (left, right)) = stride, dilation, padding
+    (sh, sw), (dh, dw) = conv["stride"], conv["dilation"]
+    (top, bottom), (left, right) = conv["padding"]
+    groups = conv["groups"]
     # conv2d's transpose scatters each output pixel's g back over the window it read;
     # rows and columns that conv2d's floor division never read stay zero
     full = np.zeros((n, groups, i, h + top + bottom, width + left + right), dtype=out.dtype)
@@ -282,11 +270,7 @@ def _infer_conv2d_grad_weight(
     x: TensorType,
     g: TensorType,
     like: TensorType,
-    *,
-    stride: tuple[int, ...],
-    padding: tuple[tuple[int, int], ...],
-    dilation: tuple[int, ...],
-    groups: int,
+    **conv: Any,
 ) -> TensorType:
     _check_rank4(g, "g (N, O, outH, outW)")
     _check_rank4(like, "like (w's shape O, C/groups, kH, kW)")
@@ -294,10 +278,7 @@ def _infer_conv2d_grad_weight(
     forward = _infer_conv2d(
         x,
         TensorType(dtype, like.shape),
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+        **conv,
     )
     _check_cotangent(g, forward, "conv2d")
     return TensorType(dtype, like.shape)
@@ -307,25 +288,18 @@ def _conv2d_grad_weight(
     x: np.ndarray,
     g: np.ndarray,
     like: np.ndarray,
-    *,
-    stride: tuple[int, ...],
-    padding: tuple[tuple[int, int], ...],
-    dilation: tuple[int, ...],
-    groups: int,
+    **conv: Any,
 ) -> np.ndarray:
     out = _infer_conv2d_grad_weight(
         type_of_array(x),
         type_of_array(g),
         type_of_array(like),
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+        **conv,
     )
     n, o, out_h, out_w = g.shape
     _, i, kh, kw = like.shape
-    (sh, sw), (dh, dw) = stride, dilation
-    padded = np.pad(x, ((0, 0), (0, 0), *padding))
+    (sh, sw), (dh, dw), groups = conv["stride"], conv["dilation"], conv["groups"]
+    padded = np.pad(x, ((0, 0), (0, 0), *conv["padding"]))
     grouped_x = padded.reshape(n, groups, i, *padded.shape[2:])
     grouped_g = g.reshape(n, groups, o // groups, out_h, out_w)
     result = np.zeros((groups, o // groups, i, kh, kw), dtype=out.dtype)

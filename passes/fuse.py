@@ -65,6 +65,9 @@ class _Groups:
     def reaches(self, starts: list[int], targets: set[int]) -> bool:
         """Whether any of `starts` depends on a node of `targets`, a group counting as
         depending on everything any of its members depends on."""
+        # dependencies point backwards in the node order: a unit that ends before the first
+        # target cannot depend on any target, which keeps this search short
+        first_target = min(self.position[t] for t in targets)
         seen: set[int] = set()
         stack = list(starts)
         while stack:
@@ -75,6 +78,9 @@ class _Groups:
                 continue
             group = self.group_of.get(node_id)
             unit = self.members[group] if group is not None else [self.nodes[node_id]]
+            if max(self.position[m.id] for m in unit) < first_target:
+                seen.update(m.id for m in unit)
+                continue
             for member in unit:
                 seen.add(member.id)
                 stack.extend(v.node for v in member.inputs if v.node not in seen)

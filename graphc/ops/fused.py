@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import ArgumentError, GraphcError
+from graphc.errors import ArgumentError, DTypeError, GraphcError, ShapeError
 from graphc.registry import Attrs, AttrSpec, OpDef, lookup, register
 from graphc.types import TensorType
 
@@ -30,7 +30,11 @@ def _values_after(inputs: tuple[Any, ...], body: tuple[Step, ...], evaluate: Any
     for op, args, attrs in body:
         if any(not 0 <= a < len(values) for a in args):
             raise ArgumentError(f"fused step {op} reads a value not yet defined: {args}")
-        result = evaluate(lookup(op), [values[a] for a in args], attrs)
+        try:
+            result = evaluate(lookup(op), [values[a] for a in args], attrs)
+        except (ShapeError, DTypeError) as error:
+            # name the fused member that failed: the user wrote that op, not "fused"
+            raise type(error)(f"{op} (fused): {error}") from None
         values.extend(result if isinstance(result, tuple) else (result,))
     return values
 

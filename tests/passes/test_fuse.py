@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 import strategies
 from hypothesis import given
 
 import graphc as gc
 from graphc import interpret
+from graphc.ir import GraphBuilder
 from graphc.passes import PASSES, run_pipeline
+from graphc.registry import Attrs
 from graphc.verify import verify
 
 PIPELINE = ("fold", "cse", "dce", "fuse", "dce")
@@ -140,3 +143,12 @@ def test_fuse_preserves_results_and_is_idempotent(case) -> None:
     again = PASSES["fuse"](fused)
     assert again.stats["kernels"] == 0
     assert histogram(again.graph) == histogram(fused)
+
+
+def test_errors_inside_a_fused_body_name_the_member_op() -> None:
+    builder = GraphBuilder()
+    a = builder.add1("placeholder", [], {"name": "a", "dtype": "float64", "shape": (3,)})
+    b = builder.add1("placeholder", [], {"name": "b", "dtype": "float64", "shape": (2,)})
+    body = (("exp", (0,), Attrs()), ("mul", (2, 1), Attrs()))
+    with pytest.raises(gc.ShapeError, match=r"mul \(fused\): cannot broadcast sizes 3 and 2"):
+        builder.add("fused", [a, b], {"body": body, "results": (3,), "kind": "elementwise"})

@@ -1,4 +1,5 @@
-"""Vectorizable math for the CPU backend: exp, log, tanh and sigmoid in plain arithmetic.
+"""Vectorizable math for the CPU backend: exp, expm1, log, log1p, tanh, sigmoid, erf, sin and
+cos in plain arithmetic.
 
 pip's llvmlite is built without Intel SVML, so ``math.exp`` and friends inside ``@njit``
 compile to scalar libm calls and a fused elementwise loop that uses them does not vectorize
@@ -9,10 +10,12 @@ inlined into a loop LLVM's loop vectorizer turns them into AVX2 / AVX-512 code.
 Division goes through ``fdiv`` (a bare LLVM ``fdiv``): numba's ``/`` under the default
 ``error_model="python"`` branches to raise ZeroDivisionError, which blocks vectorization.
 
-Each function exists for float32 and float64 (``exp32`` / ``exp64``, ...); the float32
-versions compute in float32 throughout. They are ``numba.njit(inline="always")`` and meant
-to be called from generated kernels (``out[i] = vmath.exp32(x[i])``); calling them from
-Python works too but goes through a numba dispatch per call.
+Each function exists for float32 and float64 (``exp32`` / ``exp64``, ...; ``expm1_32`` /
+``expm1_64`` where the name ends in a digit); the float32 versions compute in float32
+throughout, except sin32 and cos32, which reduce and evaluate in float64 (see below).
+They are ``numba.njit(inline="always")`` and meant to be called from generated kernels
+(``out[i] = vmath.exp32(x[i])``); calling them from Python works too but goes through a
+numba dispatch per call.
 
 Methods (all correct for +-inf, NaN, +-0 and subnormal inputs and outputs):
 
@@ -27,11 +30,41 @@ Methods (all correct for +-inf, NaN, +-0 and subnormal inputs and outputs):
   keeps -0), 1 - 2/(exp(2|x|)+1) with the sign restored above; both computed, one selected.
 - ``sigmoid``: e = exp(-|x|), then 1/(1+e) for x >= 0 and e/(1+e) for x < 0, so neither
   side overflows and tiny results (down to subnormals) keep their relative accuracy.
+- ``expm1``: musl/fdlibm ``expm1f`` / ``expm1``: x = k*ln2 + r (k by the shifter, with the
+  reduction's rounding error c carried along), expm1(r) through fdlibm's rational form in
+  r*r/2, then 2**k*(expm1(r) + 1 - 2**-k) arranged per k so that nothing cancels; every
+  case is computed and one selected. x itself for |x| < 2**-25 / 2**-54 (keeps -0 and
+  subnormals), exp(x) above 27*ln2 / 56*ln2 (inf past the overflow threshold), -1 below
+  their negatives.
+- ``log1p``: u = 1 + x rounded, then log(u) + (x - (u - 1))/u (the correction is the
+  rounding error of u, divided by u); x itself where u == 1 (keeps -0, subnormals and tiny
+  x exact), -inf at x = -1, NaN below -1.
+- ``erf``: musl/fdlibm ``erff`` / ``erf``: x + x*P/Q(x*x) below 0.84375, erx + P/Q(|x|-1)
+  below 1.25, 1 - exp(-z*z - 0.5625)*exp((z-|x|)*(z+|x|) + R/S(1/x**2))/|x| below 6 (z is
+  |x| with its low mantissa bits cleared, so z*z is exact), +-1 from 6 on; all ranges
+  computed, one selected, the sign restored; 0.125*(8x + 8x*efx) below 2**-28 so that
+  subnormals round once and -0 stays -0.
+- ``sin`` / ``cos``: Cody-Waite reduction x = n*pi/2 + r (n by the shifter; no Payne-Hanek),
+  then musl's kernels on |r| <= pi/4 and the quadrant n mod 4 picks +-sin r or +-cos r.
+  float64: musl ``__rem_pio2``'s three-step reduction (pi/2 in 33+33+33+53 bits, always all
+  three steps), exact products for |x| < 2**20*pi/2, then ``__sin`` / ``__cos`` on the
+  double-double r. float32: x converted to float64, reduced with musl ``__rem_pio2f``'s
+  25+53-bit pi/2 (exact products for |x| < 2**28), ``__sindf`` / ``__cosdf`` in float64,
+  one rounding to float32. sin(x) = x below 2**-12 / 2**-27 (keeps -0 and subnormals),
+  +-inf and NaN give NaN. Accurate for |x| < 2**28 (float32) and |x| < 2**20 (float64).
+  Beyond that bound the reduction loses bits: the absolute error grows like |x|*2**-52
+  (measured: <= 2.5e-4 up to 2**42 in float32, <= 1e-6 up to 2**34 in float64), so from
+  about |x| = 2**50 the result has no accuracy at all; it is still finite and within
+  [-1, 1] (the reduced argument is clamped to |r| <= 0.8).
 
 Measured maximum errors against float64 numpy (float32 functions) and against numpy's
 long double (float64 functions), stated as bounds in tests/kernels/test_vmath.py:
 exp32 <= 1 ulp, log32 <= 1 ulp, tanh32 <= 2 ulp, sigmoid32 <= 2 ulp,
-exp64 <= 2 ulp, log64 <= 1 ulp, tanh64 <= 2 ulp, sigmoid64 <= 2 ulp.
+exp64 <= 2 ulp, log64 <= 1 ulp, tanh64 <= 2 ulp, sigmoid64 <= 2 ulp,
+expm1_32 <= 1 ulp, log1p32 <= 1 ulp, erf32 <= 1 ulp, sin32 <= 1 ulp, cos32 <= 1 ulp,
+expm1_64 <= 2 ulp, log1p64 <= 1 ulp, sin64 <= 1 ulp, cos64 <= 1 ulp (sin and cos within
+their bounds above), erf64 <= 1 ulp against the C library's float64 erf (numpy has no
+long double erf), so within 2 ulp of the true value.
 
 Layering: part of ``graphc.kernels`` (installed from ``kernels/``); imports only numpy,
 numba and llvmlite, never ``graphc.passes`` or ``graphc.runtime``, and not ``numba.cuda``.
@@ -46,17 +79,27 @@ from numba import types
 from numba.extending import intrinsic
 
 __all__ = [
+    "cos32",
+    "cos64",
+    "erf32",
+    "erf64",
     "exp32",
     "exp64",
+    "expm1_32",
+    "expm1_64",
     "fdiv",
     "float32_as_int32",
     "float64_as_int64",
     "int32_as_float32",
     "int64_as_float64",
+    "log1p32",
+    "log1p64",
     "log32",
     "log64",
     "sigmoid32",
     "sigmoid64",
+    "sin32",
+    "sin64",
     "tanh32",
     "tanh64",
     "vectorizable",
@@ -408,3 +451,503 @@ def sigmoid64(x):
     e = exp64(x if x < 0 else -x)
     num = e if x < 0 else _ONE_D
     return fdiv(num, _ONE_D + e)
+
+
+# ---------------------------------------------------------------------------------------
+# expm1 (musl / fdlibm expm1f and expm1, every branch computed and one selected)
+# ---------------------------------------------------------------------------------------
+
+_THREE_F = F32(3.0)
+_SIX_F = F32(6.0)
+_THREE_D = F64(3.0)
+_SIX_D = F64(6.0)
+_QUARTER_F = F32(0.25)
+_QUARTER_D = F64(0.25)
+
+_EXPM1_32_BIG = F32(18.714973875)  # 27*ln2: above, expm1 = exp; below its negative, -1
+_EXPM1_32_TINY = F32(2.0**-25)  # below, expm1(x) = x (also keeps -0 and subnormals)
+_EXPM1_32_Q1 = F32(-3.3333212137e-2)
+_EXPM1_32_Q2 = F32(1.5807170421e-3)
+
+_EXPM1_64_BIG = F64(38.816242111356935)  # 56*ln2
+_EXPM1_64_TINY = F64(2.0**-54)
+_EXPM1_64_Q1 = F64(-3.33333333333331316428e-02)
+_EXPM1_64_Q2 = F64(1.58730158725481460165e-03)
+_EXPM1_64_Q3 = F64(-7.93650757867487942473e-05)
+_EXPM1_64_Q4 = F64(4.00821782732936239552e-06)
+_EXPM1_64_Q5 = F64(-2.01099218183624371326e-07)
+
+
+@vectorizable
+def expm1_32(x):
+    """e**x - 1 in float32 (max error 1 ulp); x below 2**-25 (keeps -0), -1 at -inf."""
+    x = F32(x)
+    xc = x
+    if xc > _EXPM1_32_BIG:
+        xc = _EXPM1_32_BIG
+    if xc < -_EXPM1_32_BIG:
+        xc = -_EXPM1_32_BIG
+    t = xc * _LOG2E_F + _SHIFT_F
+    kf = t - _SHIFT_F
+    k = float32_as_int32(t) - _SHIFT_F_BITS  # in [-27, 27]
+    hi = xc - kf * _LOG32_LN2_HI  # exact: kf is a small integer, ln2_hi has 16 bits
+    lo = kf * _LOG32_LN2_LO
+    r = hi - lo
+    c = (hi - r) - lo
+    hfx = _HALF_F * r
+    hxs = r * hfx
+    r1 = _ONE_F + hxs * (_EXPM1_32_Q1 + hxs * _EXPM1_32_Q2)
+    t3 = _THREE_F - r1 * hfx
+    e = hxs * fdiv(r1 - t3, _SIX_F - r * t3)
+    e = r * (e - c) - c
+    e = e - hxs
+    twopk = int32_as_float32((k + 127) << 23)
+    twomk = int32_as_float32((127 - k) << 23)
+    res = (r - (e + twomk) + _ONE_F) * twopk  # 23 <= k
+    if k < 23:
+        res = (r - e + (_ONE_F - twomk)) * twopk
+    if k < 2:
+        res = _ONE_F + _TWO_F * (r - e)
+        if r < -_QUARTER_F:
+            res = -_TWO_F * (e - (r + _HALF_F))
+    if k < 1:
+        res = r - e
+    if k < 0:
+        res = _HALF_F * (r - e) - _HALF_F
+    if k < -1:
+        res = (r - e + _ONE_F) * twopk - _ONE_F
+    if x > _EXPM1_32_BIG:
+        res = exp32(x)  # e**x > 2**27: subtracting 1 changes nothing; inf above 88.72
+    if x < -_EXPM1_32_BIG:
+        res = -_ONE_F  # e**x < 2**-27: rounds to -1
+    ax = -x if x < 0 else x
+    return x if ax < _EXPM1_32_TINY else res
+
+
+@vectorizable
+def expm1_64(x):
+    """e**x - 1 in float64 (max error 2 ulp); x below 2**-54 (keeps -0), -1 at -inf."""
+    x = F64(x)
+    xc = x
+    if xc > _EXPM1_64_BIG:
+        xc = _EXPM1_64_BIG
+    if xc < -_EXPM1_64_BIG:
+        xc = -_EXPM1_64_BIG
+    t = xc * _LOG2E_D + _SHIFT_D
+    kf = t - _SHIFT_D
+    k = float64_as_int64(t) - _SHIFT_D_BITS  # in [-56, 56]
+    hi = xc - kf * _LOG64_LN2_HI  # exact: ln2_hi has 32 bits
+    lo = kf * _LOG64_LN2_LO
+    r = hi - lo
+    c = (hi - r) - lo
+    hfx = _HALF_D * r
+    hxs = r * hfx
+    r1 = _ONE_D + hxs * (
+        _EXPM1_64_Q1
+        + hxs * (_EXPM1_64_Q2 + hxs * (_EXPM1_64_Q3 + hxs * (_EXPM1_64_Q4 + hxs * _EXPM1_64_Q5)))
+    )
+    t3 = _THREE_D - r1 * hfx
+    e = hxs * fdiv(r1 - t3, _SIX_D - r * t3)
+    e = r * (e - c) - c
+    e = e - hxs
+    twopk = int64_as_float64((k + 1023) << 52)
+    twomk = int64_as_float64((1023 - k) << 52)
+    res = (r - (e + twomk) + _ONE_D) * twopk  # 20 <= k
+    if k < 20:
+        res = (r - e + (_ONE_D - twomk)) * twopk
+    if k < 2:
+        res = _ONE_D + _TWO_D * (r - e)
+        if r < -_QUARTER_D:
+            res = -_TWO_D * (e - (r + _HALF_D))
+    if k < 1:
+        res = r - e
+    if k < 0:
+        res = _HALF_D * (r - e) - _HALF_D
+    if k < -1:
+        res = (r - e + _ONE_D) * twopk - _ONE_D
+    if x > _EXPM1_64_BIG:
+        res = exp64(x)
+    if x < -_EXPM1_64_BIG:
+        res = -_ONE_D
+    ax = -x if x < 0 else x
+    return x if ax < _EXPM1_64_TINY else res
+
+
+# ---------------------------------------------------------------------------------------
+# log1p: u = 1 + x rounded, log1p(x) = log(u) + (x - (u - 1)) / u
+# ---------------------------------------------------------------------------------------
+
+
+@vectorizable
+def log1p32(x):
+    """log(1 + x) in float32 (max error 1 ulp); keeps -0, -inf at -1, NaN below -1."""
+    x = F32(x)
+    u = _ONE_F + x
+    res = log32(u) + fdiv(x - (u - _ONE_F), u)  # the rounding error of u corrected
+    if not u < _INF_F:  # +inf and NaN
+        res = u
+    if u == 0:  # x == -1 exactly (no other x rounds 1 + x to 0)
+        res = -_INF_F
+    return x if u == _ONE_F else res
+
+
+@vectorizable
+def log1p64(x):
+    """log(1 + x) in float64 (max error 1 ulp); keeps -0, -inf at -1, NaN below -1."""
+    x = F64(x)
+    u = _ONE_D + x
+    res = log64(u) + fdiv(x - (u - _ONE_D), u)
+    if not u < _INF_D:
+        res = u
+    if u == 0:
+        res = -_INF_D
+    return x if u == _ONE_D else res
+
+
+# ---------------------------------------------------------------------------------------
+# erf (musl / fdlibm erff and erf: three ranges, all computed, one selected)
+# ---------------------------------------------------------------------------------------
+
+_ERF_SMALL = 0.84375  # below: x + x*P(x*x)/Q(x*x)
+_ERF_MID = 1.25  # below: erx + P(|x|-1)/Q(|x|-1)
+_ERF_SPLIT = 1.0 / 0.35  # the tail's two rational functions meet here
+_ERF_BIG = 6.0  # above: +-1
+_ERF_TINY = 2.0**-28  # below: x*(1 + efx), as 0.125*(8x + efx8*x) so subnormals round once
+_ERF_ERX = 8.45062911510467529297e-01
+_ERF_EFX8 = 1.02703333676410069053e00
+_ERF_PP = (
+    1.28379167095512558561e-01,
+    -3.25042107247001499370e-01,
+    -2.84817495755985104766e-02,
+    -5.77027029648944159157e-03,
+    -2.37630166566501626084e-05,
+)
+_ERF_QQ = (
+    3.97917223959155352819e-01,
+    6.50222499887672944485e-02,
+    5.08130628187576562776e-03,
+    1.32494738004321644526e-04,
+    -3.96022827877536812320e-06,
+)
+_ERF_PA = (
+    -2.36211856075265944077e-03,
+    4.14856118683748331666e-01,
+    -3.72207876035701323847e-01,
+    3.18346619901161753674e-01,
+    -1.10894694282396677476e-01,
+    3.54783043256182359371e-02,
+    -2.16637559486879084300e-03,
+)
+_ERF_QA = (
+    1.06420880400844228286e-01,
+    5.40397917702171048937e-01,
+    7.18286544141962662868e-02,
+    1.26171219808761642112e-01,
+    1.36370839120290507362e-02,
+    1.19844998467991074170e-02,
+)
+_ERF_RA = (
+    -9.86494403484714822705e-03,
+    -6.93858572707181764372e-01,
+    -1.05586262253232909814e01,
+    -6.23753324503260060396e01,
+    -1.62396669462573470355e02,
+    -1.84605092906711035994e02,
+    -8.12874355063065934246e01,
+    -9.81432934416914548592e00,
+)
+_ERF_SA = (
+    1.96512716674392571292e01,
+    1.37657754143519042600e02,
+    4.34565877475229228821e02,
+    6.45387271733267880336e02,
+    4.29008140027567833386e02,
+    1.08635005541779435134e02,
+    6.57024977031928170135e00,
+    -6.04244152148580987438e-02,
+)
+_ERF_RB = (
+    -9.86494292470009928597e-03,
+    -7.99283237680523006574e-01,
+    -1.77579549177547519889e01,
+    -1.60636384855821916062e02,
+    -6.37566443368389627722e02,
+    -1.02509513161107724954e03,
+    -4.83519191608651397019e02,
+)
+_ERF_SB = (
+    3.03380607434824582924e01,
+    3.25792512996573918826e02,
+    1.53672958608443695994e03,
+    3.19985821950859553908e03,
+    2.55305040643316442583e03,
+    4.74528541206955367215e02,
+    -2.24409524465858183362e01,
+)
+
+# float32 copies (musl erff uses the float roundings of the same coefficients).
+_ERF_SMALL_F, _ERF_MID_F, _ERF_SPLIT_F, _ERF_BIG_F, _ERF_TINY_F = (
+    F32(v) for v in (_ERF_SMALL, _ERF_MID, _ERF_SPLIT, _ERF_BIG, _ERF_TINY)
+)
+_ERF_ERX_F, _ERF_EFX8_F = F32(_ERF_ERX), F32(_ERF_EFX8)
+_EPP0_F, _EPP1_F, _EPP2_F, _EPP3_F, _EPP4_F = (F32(v) for v in _ERF_PP)
+_EQQ1_F, _EQQ2_F, _EQQ3_F, _EQQ4_F, _EQQ5_F = (F32(v) for v in _ERF_QQ)
+_EPA0_F, _EPA1_F, _EPA2_F, _EPA3_F, _EPA4_F, _EPA5_F, _EPA6_F = (F32(v) for v in _ERF_PA)
+_EQA1_F, _EQA2_F, _EQA3_F, _EQA4_F, _EQA5_F, _EQA6_F = (F32(v) for v in _ERF_QA)
+_ERA0_F, _ERA1_F, _ERA2_F, _ERA3_F, _ERA4_F, _ERA5_F, _ERA6_F, _ERA7_F = (F32(v) for v in _ERF_RA)
+_ESA1_F, _ESA2_F, _ESA3_F, _ESA4_F, _ESA5_F, _ESA6_F, _ESA7_F, _ESA8_F = (F32(v) for v in _ERF_SA)
+_ERB0_F, _ERB1_F, _ERB2_F, _ERB3_F, _ERB4_F, _ERB5_F, _ERB6_F = (F32(v) for v in _ERF_RB)
+_ESB1_F, _ESB2_F, _ESB3_F, _ESB4_F, _ESB5_F, _ESB6_F, _ESB7_F = (F32(v) for v in _ERF_SB)
+_EIGHTH_F, _EIGHT_F, _ERF_C_F = F32(0.125), F32(8.0), F32(0.5625)
+
+_ERF_SMALL_D, _ERF_MID_D, _ERF_SPLIT_D, _ERF_BIG_D, _ERF_TINY_D = (
+    F64(v) for v in (_ERF_SMALL, _ERF_MID, _ERF_SPLIT, _ERF_BIG, _ERF_TINY)
+)
+_ERF_ERX_D, _ERF_EFX8_D = F64(_ERF_ERX), F64(_ERF_EFX8)
+_EPP0_D, _EPP1_D, _EPP2_D, _EPP3_D, _EPP4_D = (F64(v) for v in _ERF_PP)
+_EQQ1_D, _EQQ2_D, _EQQ3_D, _EQQ4_D, _EQQ5_D = (F64(v) for v in _ERF_QQ)
+_EPA0_D, _EPA1_D, _EPA2_D, _EPA3_D, _EPA4_D, _EPA5_D, _EPA6_D = (F64(v) for v in _ERF_PA)
+_EQA1_D, _EQA2_D, _EQA3_D, _EQA4_D, _EQA5_D, _EQA6_D = (F64(v) for v in _ERF_QA)
+_ERA0_D, _ERA1_D, _ERA2_D, _ERA3_D, _ERA4_D, _ERA5_D, _ERA6_D, _ERA7_D = (F64(v) for v in _ERF_RA)
+_ESA1_D, _ESA2_D, _ESA3_D, _ESA4_D, _ESA5_D, _ESA6_D, _ESA7_D, _ESA8_D = (F64(v) for v in _ERF_SA)
+_ERB0_D, _ERB1_D, _ERB2_D, _ERB3_D, _ERB4_D, _ERB5_D, _ERB6_D = (F64(v) for v in _ERF_RB)
+_ESB1_D, _ESB2_D, _ESB3_D, _ESB4_D, _ESB5_D, _ESB6_D, _ESB7_D = (F64(v) for v in _ERF_SB)
+_EIGHTH_D, _EIGHT_D, _ERF_C_D = F64(0.125), F64(8.0), F64(0.5625)
+
+
+@vectorizable
+def erf32(x):
+    """erf in float32 (max error 1 ulp); keeps -0, +-1 at +-inf and for |x| >= 6."""
+    x = F32(x)
+    ax = -x if x < 0 else x
+    # |x| < 0.84375
+    z = x * x
+    r = _EPP0_F + z * (_EPP1_F + z * (_EPP2_F + z * (_EPP3_F + z * _EPP4_F)))
+    s = _ONE_F + z * (_EQQ1_F + z * (_EQQ2_F + z * (_EQQ3_F + z * (_EQQ4_F + z * _EQQ5_F))))
+    small = x + x * fdiv(r, s)
+    tiny = _EIGHTH_F * (_EIGHT_F * x + _ERF_EFX8_F * x)
+    # 0.84375 <= |x| < 1.25
+    s = ax - _ONE_F
+    p = _EPA5_F + s * _EPA6_F
+    p = _EPA0_F + s * (_EPA1_F + s * (_EPA2_F + s * (_EPA3_F + s * (_EPA4_F + s * p))))
+    q = _EQA4_F + s * (_EQA5_F + s * _EQA6_F)
+    q = _ONE_F + s * (_EQA1_F + s * (_EQA2_F + s * (_EQA3_F + s * q)))
+    mid = _ERF_ERX_F + fdiv(p, q)
+    # 1.25 <= |x| < 6: 1 - erfc(|x|), erfc = exp(-x*x - 0.5625 + R/S) / x with x*x split
+    s = fdiv(_ONE_F, ax * ax)
+    ra = _ERA4_F + s * (_ERA5_F + s * (_ERA6_F + s * _ERA7_F))
+    ra = _ERA0_F + s * (_ERA1_F + s * (_ERA2_F + s * (_ERA3_F + s * ra)))
+    sa = _ESA4_F + s * (_ESA5_F + s * (_ESA6_F + s * (_ESA7_F + s * _ESA8_F)))
+    sa = _ONE_F + s * (_ESA1_F + s * (_ESA2_F + s * (_ESA3_F + s * sa)))
+    rb = _ERB3_F + s * (_ERB4_F + s * (_ERB5_F + s * _ERB6_F))
+    rb = _ERB0_F + s * (_ERB1_F + s * (_ERB2_F + s * rb))
+    sb = _ESB4_F + s * (_ESB5_F + s * (_ESB6_F + s * _ESB7_F))
+    sb = _ONE_F + s * (_ESB1_F + s * (_ESB2_F + s * (_ESB3_F + s * sb)))
+    rs = fdiv(ra, sa) if ax < _ERF_SPLIT_F else fdiv(rb, sb)
+    hz = int32_as_float32(float32_as_int32(ax) & -4096)  # ax with its low 12 bits cleared
+    e = exp32(-hz * hz - _ERF_C_F) * exp32((hz - ax) * (hz + ax) + rs)
+    tail = _ONE_F - fdiv(e, ax)
+    res = _ONE_F
+    if ax < _ERF_BIG_F:
+        res = tail
+    if ax < _ERF_MID_F:
+        res = mid
+    if x < 0:
+        res = -res
+    if ax < _ERF_SMALL_F:
+        res = small
+    if ax < _ERF_TINY_F:
+        res = tiny
+    if not ax <= _INF_F:  # NaN
+        res = x
+    return res
+
+
+@vectorizable
+def erf64(x):
+    """erf in float64 (max error 2 ulp); keeps -0, +-1 at +-inf and for |x| >= 6."""
+    x = F64(x)
+    ax = -x if x < 0 else x
+    z = x * x
+    r = _EPP0_D + z * (_EPP1_D + z * (_EPP2_D + z * (_EPP3_D + z * _EPP4_D)))
+    s = _ONE_D + z * (_EQQ1_D + z * (_EQQ2_D + z * (_EQQ3_D + z * (_EQQ4_D + z * _EQQ5_D))))
+    small = x + x * fdiv(r, s)
+    tiny = _EIGHTH_D * (_EIGHT_D * x + _ERF_EFX8_D * x)
+    s = ax - _ONE_D
+    p = _EPA5_D + s * _EPA6_D
+    p = _EPA0_D + s * (_EPA1_D + s * (_EPA2_D + s * (_EPA3_D + s * (_EPA4_D + s * p))))
+    q = _EQA4_D + s * (_EQA5_D + s * _EQA6_D)
+    q = _ONE_D + s * (_EQA1_D + s * (_EQA2_D + s * (_EQA3_D + s * q)))
+    mid = _ERF_ERX_D + fdiv(p, q)
+    s = fdiv(_ONE_D, ax * ax)
+    ra = _ERA4_D + s * (_ERA5_D + s * (_ERA6_D + s * _ERA7_D))
+    ra = _ERA0_D + s * (_ERA1_D + s * (_ERA2_D + s * (_ERA3_D + s * ra)))
+    sa = _ESA4_D + s * (_ESA5_D + s * (_ESA6_D + s * (_ESA7_D + s * _ESA8_D)))
+    sa = _ONE_D + s * (_ESA1_D + s * (_ESA2_D + s * (_ESA3_D + s * sa)))
+    rb = _ERB3_D + s * (_ERB4_D + s * (_ERB5_D + s * _ERB6_D))
+    rb = _ERB0_D + s * (_ERB1_D + s * (_ERB2_D + s * rb))
+    sb = _ESB4_D + s * (_ESB5_D + s * (_ESB6_D + s * _ESB7_D))
+    sb = _ONE_D + s * (_ESB1_D + s * (_ESB2_D + s * (_ESB3_D + s * sb)))
+    rs = fdiv(ra, sa) if ax < _ERF_SPLIT_D else fdiv(rb, sb)
+    hz = int64_as_float64(float64_as_int64(ax) & -4294967296)  # low 32 bits cleared
+    e = exp64(-hz * hz - _ERF_C_D) * exp64((hz - ax) * (hz + ax) + rs)
+    tail = _ONE_D - fdiv(e, ax)
+    res = _ONE_D
+    if ax < _ERF_BIG_D:
+        res = tail
+    if ax < _ERF_MID_D:
+        res = mid
+    if x < 0:
+        res = -res
+    if ax < _ERF_SMALL_D:
+        res = small
+    if ax < _ERF_TINY_D:
+        res = tiny
+    if not ax <= _INF_D:
+        res = x
+    return res
+
+
+# ---------------------------------------------------------------------------------------
+# sin and cos: Cody-Waite reduction by pi/2 (no Payne-Hanek), musl's kernels
+# ---------------------------------------------------------------------------------------
+
+_INVPIO2_D = F64(6.36619772367581382433e-01)
+_R_CLAMP_D = F64(0.8)  # |r| <= pi/4 + a rounding below the bound; caps garbage above it
+# float32: reduced and evaluated in float64 (musl __rem_pio2f, __sindf, __cosdf).
+_PIO2_1_25 = F64(1.57079631090164184570e00)  # 25 bits: fn*_PIO2_1_25 exact for fn < 2**28
+_PIO2_1T_25 = F64(1.58932547735281966916e-08)
+_SIN32_TINY = F32(2.0**-12)  # below, sin(x) = x in float32
+_SINDF_S1 = F64(float.fromhex("-0x15555554cbac77p-55"))
+_SINDF_S2 = F64(float.fromhex("0x111110896efbb2p-59"))
+_SINDF_S3 = F64(float.fromhex("-0x1a00f9e2cae774p-65"))
+_SINDF_S4 = F64(float.fromhex("0x16cd878c3b46a7p-71"))
+_COSDF_C0 = F64(float.fromhex("-0x1ffffffd0c5e81p-54"))
+_COSDF_C1 = F64(float.fromhex("0x155553e1053a42p-57"))
+_COSDF_C2 = F64(float.fromhex("-0x16c087e80f1e27p-62"))
+_COSDF_C3 = F64(float.fromhex("0x199342e0ee5069p-68"))
+# float64: three-step reduction (musl __rem_pio2 medium path, always all three steps).
+_PIO2_1 = F64(1.57079632673412561417e00)  # 33 bits: fn*_PIO2_1 exact for fn < 2**20
+_PIO2_2 = F64(6.07710050630396597660e-11)
+_PIO2_2T = F64(2.02226624879595063154e-21)
+_PIO2_3 = F64(2.02226624871116645580e-21)
+_PIO2_3T = F64(8.47842766036889956997e-32)
+_SIN64_TINY = F64(2.0**-27)
+_SIN64_S1 = F64(-1.66666666666666324348e-01)
+_SIN64_S2 = F64(8.33333333332248946124e-03)
+_SIN64_S3 = F64(-1.98412698298579493134e-04)
+_SIN64_S4 = F64(2.75573137070700676789e-06)
+_SIN64_S5 = F64(-2.50507602534068634195e-08)
+_SIN64_S6 = F64(1.58969099521155010221e-10)
+_COS64_C1 = F64(4.16666666666666019037e-02)
+_COS64_C2 = F64(-1.38888888888741095749e-03)
+_COS64_C3 = F64(2.48015872894767294178e-05)
+_COS64_C4 = F64(-2.75573143513906633035e-07)
+_COS64_C5 = F64(2.08757232129817482790e-09)
+_COS64_C6 = F64(-1.13596475577881948265e-11)
+
+
+@vectorizable
+def _sincos32_parts(x):
+    """(sin r, cos r, n) in float64 with x = n*pi/2 + r, |r| <= pi/4 (|x| < 2**28)."""
+    xd = F64(x)
+    t = xd * _INVPIO2_D + _SHIFT_D
+    fn = t - _SHIFT_D
+    n = float64_as_int64(t) - _SHIFT_D_BITS
+    r = xd - fn * _PIO2_1_25 - fn * _PIO2_1T_25
+    if r > _R_CLAMP_D:
+        r = _R_CLAMP_D
+    if r < -_R_CLAMP_D:
+        r = -_R_CLAMP_D
+    z = r * r
+    w = z * z
+    s = z * r
+    sr = (r + s * (_SINDF_S1 + z * _SINDF_S2)) + s * w * (_SINDF_S3 + z * _SINDF_S4)
+    cr = ((_ONE_D + z * _COSDF_C0) + w * _COSDF_C1) + (w * z) * (_COSDF_C2 + z * _COSDF_C3)
+    return sr, cr, n
+
+
+@vectorizable
+def sin32(x):
+    """sin in float32 (max error 1 ulp for |x| < 2**28, see the module docstring); keeps -0."""
+    x = F32(x)
+    sr, cr, n = _sincos32_parts(x)
+    res = cr if (n & 1) == 1 else sr
+    if (n & 2) == 2:
+        res = -res
+    ax = -x if x < 0 else x
+    return x if ax < _SIN32_TINY else F32(res)
+
+
+@vectorizable
+def cos32(x):
+    """cos in float32 (max error 1 ulp for |x| < 2**28, see the module docstring)."""
+    x = F32(x)
+    sr, cr, n = _sincos32_parts(x)
+    res = sr if (n & 1) == 1 else cr
+    if ((n + 1) & 2) == 2:
+        res = -res
+    return F32(res)
+
+
+@vectorizable
+def _sincos64_parts(x):
+    """(sin r, cos r, n) with x = n*pi/2 + r, |r| <= pi/4 (|x| < 2**20 * pi/2)."""
+    t = x * _INVPIO2_D + _SHIFT_D
+    fn = t - _SHIFT_D
+    n = float64_as_int64(t) - _SHIFT_D_BITS
+    r = x - fn * _PIO2_1  # exact
+    # Second and third steps: r - w carries x - fn*pi/2 to about 150 bits.
+    t = r
+    w = fn * _PIO2_2
+    r = t - w
+    w = fn * _PIO2_2T - ((t - r) - w)
+    t = r
+    w = fn * _PIO2_3
+    r = t - w
+    w = fn * _PIO2_3T - ((t - r) - w)
+    y0 = r - w
+    y1 = (r - y0) - w
+    if y0 > _R_CLAMP_D:
+        y0 = _R_CLAMP_D
+        y1 = F64(0.0)
+    if y0 < -_R_CLAMP_D:
+        y0 = -_R_CLAMP_D
+        y1 = F64(0.0)
+    z = y0 * y0
+    w = z * z
+    # __sin(y0, y1, 1)
+    rr = _SIN64_S2 + z * (_SIN64_S3 + z * _SIN64_S4) + z * w * (_SIN64_S5 + z * _SIN64_S6)
+    v = z * y0
+    sr = y0 - ((z * (_HALF_D * y1 - v * rr) - y1) - v * _SIN64_S1)
+    # __cos(y0, y1)
+    rr = z * (_COS64_C1 + z * (_COS64_C2 + z * _COS64_C3)) + w * w * (
+        _COS64_C4 + z * (_COS64_C5 + z * _COS64_C6)
+    )
+    hz = _HALF_D * z
+    w = _ONE_D - hz
+    cr = w + (((_ONE_D - w) - hz) + (z * rr - y0 * y1))
+    return sr, cr, n
+
+
+@vectorizable
+def sin64(x):
+    """sin in float64 (max error 1 ulp for |x| < 2**20, see the module docstring); keeps -0."""
+    x = F64(x)
+    sr, cr, n = _sincos64_parts(x)
+    res = cr if (n & 1) == 1 else sr
+    if (n & 2) == 2:
+        res = -res
+    ax = -x if x < 0 else x
+    return x if ax < _SIN64_TINY else res
+
+
+@vectorizable
+def cos64(x):
+    """cos in float64 (max error 1 ulp for |x| < 2**20, see the module docstring)."""
+    x = F64(x)
+    sr, cr, n = _sincos64_parts(x)
+    res = sr if (n & 1) == 1 else cr
+    if ((n + 1) & 2) == 2:
+        res = -res
+    return res

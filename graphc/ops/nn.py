@@ -678,15 +678,11 @@ def _scatter_taps(
 def _infer_max_pool2d_grad(
     x: TensorType,
     g: TensorType,
-    *,
-    kernel: tuple[int, ...],
-    stride: tuple[int, ...],
-    padding: tuple[int, ...],
-    ceil_mode: bool,
+    **pool: Any,
 ) -> TensorType:
     _check_rank4(g, "g (max_pool2d's output shape)")
     dtype = _check_floats(x, g)
-    forward = _infer_pool2d(x, kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    forward = _infer_pool2d(x, **pool)
     _check_cotangent(g, forward, "max_pool2d")
     return TensorType(dtype, x.shape)
 
@@ -694,20 +690,14 @@ def _infer_max_pool2d_grad(
 def _max_pool2d_grad(
     x: np.ndarray,
     g: np.ndarray,
-    *,
-    kernel: tuple[int, ...],
-    stride: tuple[int, ...],
-    padding: tuple[int, ...],
-    ceil_mode: bool,
+    **pool: Any,
 ) -> np.ndarray:
     out = _infer_max_pool2d_grad(
         type_of_array(x),
         type_of_array(g),
-        kernel=kernel,
-        stride=stride,
-        padding=padding,
-        ceil_mode=ceil_mode,
+        **pool,
     )
+    kernel, stride, padding = pool["kernel"], pool["stride"], pool["padding"]
     forward = TensorType(out.dtype, g.shape)
     padded = _pad_for_windows(x, forward, kernel, stride, padding, -np.inf)
     # which positions are input elements (padding never wins, even against -inf)
@@ -742,24 +732,14 @@ def _max_pool2d_grad(
 def _infer_avg_pool2d_grad(
     g: TensorType,
     like: TensorType,
-    *,
-    kernel: tuple[int, ...],
-    stride: tuple[int, ...],
-    padding: tuple[int, ...],
-    ceil_mode: bool,
     count_include_pad: bool,
+    **pool: Any,
 ) -> TensorType:
-    del count_include_pad  # changes values only
+    del count_include_pad  # changes values, not types
     _check_rank4(g, "g (avg_pool2d's output shape)")
     _check_rank4(like, "like (x's shape N, C, H, W)")
     dtype = _check_floats(g)
-    forward = _infer_pool2d(
-        TensorType(dtype, like.shape),
-        kernel=kernel,
-        stride=stride,
-        padding=padding,
-        ceil_mode=ceil_mode,
-    )
+    forward = _infer_pool2d(TensorType(dtype, like.shape), **pool)
     _check_cotangent(g, forward, "avg_pool2d")
     return TensorType(dtype, like.shape)
 
@@ -767,22 +747,16 @@ def _infer_avg_pool2d_grad(
 def _avg_pool2d_grad(
     g: np.ndarray,
     like: np.ndarray,
-    *,
-    kernel: tuple[int, ...],
-    stride: tuple[int, ...],
-    padding: tuple[int, ...],
-    ceil_mode: bool,
     count_include_pad: bool,
+    **pool: Any,
 ) -> np.ndarray:
     out = _infer_avg_pool2d_grad(
         type_of_array(g),
         type_of_array(like),
-        kernel=kernel,
-        stride=stride,
-        padding=padding,
-        ceil_mode=ceil_mode,
         count_include_pad=count_include_pad,
+        **pool,
     )
+    kernel, stride, padding = pool["kernel"], pool["stride"], pool["padding"]
     forward = TensorType(out.dtype, g.shape)
     rows, cols = (
         _pool_divisors(size, count, k, s, p, count_include_pad)

@@ -18,17 +18,12 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import DTypeError, GraphcError, ShapeError
 from graphc.ir import GraphBuilder, Node, Value, located
+from graphc.registry import front_end
 from graphc.types import Sym, TensorType
 
 DEFAULT_BUILDER = GraphBuilder()
 _names = itertools.count()
 _VARIABLES: dict[int, Variable] = {}  # variable node id -> its state; the graph holds only ids
-
-
-def _api() -> Any:
-    import graphc.api
-
-    return graphc.api
 
 
 class Tensor:
@@ -98,111 +93,111 @@ class Tensor:
         return self is not other
 
     def __add__(self, other: Any) -> Tensor:
-        return _api().add(self, other)
+        return front_end().add(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return _api().add(other, self)
+        return front_end().add(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _api().subtract(self, other)
+        return front_end().subtract(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _api().subtract(other, self)
+        return front_end().subtract(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _api().multiply(self, other)
+        return front_end().multiply(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _api().multiply(other, self)
+        return front_end().multiply(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _api().divide(self, other)
+        return front_end().divide(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _api().divide(other, self)
+        return front_end().divide(other, self)
 
     def __floordiv__(self, other: Any) -> Tensor:
-        return _api().floor_divide(self, other)
+        return front_end().floor_divide(self, other)
 
     def __rfloordiv__(self, other: Any) -> Tensor:
-        return _api().floor_divide(other, self)
+        return front_end().floor_divide(other, self)
 
     def __mod__(self, other: Any) -> Tensor:
-        return _api().mod(self, other)
+        return front_end().mod(self, other)
 
     def __rmod__(self, other: Any) -> Tensor:
-        return _api().mod(other, self)
+        return front_end().mod(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return _api().power(self, other)
+        return front_end().power(self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return _api().power(other, self)
+        return front_end().power(other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return _api().matmul(self, other)
+        return front_end().matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return _api().matmul(other, self)
+        return front_end().matmul(other, self)
 
     def __neg__(self) -> Tensor:
-        return _api().negative(self)
+        return front_end().negative(self)
 
     def __pos__(self) -> Tensor:
         return self
 
     def __abs__(self) -> Tensor:
-        return _api().abs(self)
+        return front_end().abs(self)
 
     def __lt__(self, other: Any) -> Tensor:
-        return _api().less(self, other)
+        return front_end().less(self, other)
 
     def __le__(self, other: Any) -> Tensor:
-        return _api().less_equal(self, other)
+        return front_end().less_equal(self, other)
 
     def __gt__(self, other: Any) -> Tensor:
-        return _api().greater(self, other)
+        return front_end().greater(self, other)
 
     def __ge__(self, other: Any) -> Tensor:
-        return _api().greater_equal(self, other)
+        return front_end().greater_equal(self, other)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _api().getitem(self, index)
+        return front_end().getitem(self, index)
 
     def abs(self) -> Tensor:
-        return _api().abs(self)
+        return front_end().abs(self)
 
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], Sequence):
             shape = tuple(shape[0])
-        return _api().reshape(self, shape)
+        return front_end().reshape(self, shape)
 
     def transpose(self, *axes: Any) -> Tensor:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], Sequence)):
             axes = axes[0]
-        return _api().transpose(self, axes or None)
+        return front_end().transpose(self, axes or None)
 
     @property
     def T(self) -> Tensor:
-        return _api().transpose(self)
+        return front_end().transpose(self)
 
     def astype(self, dtype: Any) -> Tensor:
-        return _api().cast(self, dtype)
+        return front_end().cast(self, dtype)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _api().sum(self, axis=axis, keepdims=keepdims)
+        return front_end().sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _api().mean(self, axis=axis, keepdims=keepdims)
+        return front_end().mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _api().max(self, axis=axis, keepdims=keepdims)
+        return front_end().max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _api().min(self, axis=axis, keepdims=keepdims)
+        return front_end().min(self, axis=axis, keepdims=keepdims)
 
     def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _api().prod(self, axis=axis, keepdims=keepdims)
+        return front_end().prod(self, axis=axis, keepdims=keepdims)
 
 
 def build(

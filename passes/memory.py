@@ -81,12 +81,14 @@ def plan_memory(g: Graph) -> PassResult:
     assignment: dict[Value, int] = {}
     in_place: list[Value] = []
     for position, n in enumerate(g.nodes):
+        donated: set[int] = set()  # a dying input's buffer goes to one output only
         for v, value_type in zip(n.outputs, n.types, strict=True):
             if v not in temporaries:
                 continue
             key = (value_type.dtype.name, dim_product(value_type.shape))
-            donor = _dying_input(g, n, position, value_type, assignment, last)
+            donor = _dying_input(g, n, position, value_type, assignment, last, donated)
             if donor is not None:
+                donated.add(donor)
                 buffer = donor
                 in_place.append(v)
             else:
@@ -126,12 +128,19 @@ def _dying_input(
     out: TensorType,
     assignment: dict[Value, int],
     last: dict[Value, int],
+    donated: set[int],
 ) -> int | None:
     """For an elementwise node: the buffer of an input of the output's exact type that
-    is a temporary read for the last time here, so the output may overwrite it."""
+    is a temporary read for the last time here, so the output may overwrite it (unless
+    another output of the node already took it)."""
     if not _computes_in_place(n):
         return None
     for v in n.inputs:
-        if v in assignment and last.get(v) == position and g.type_of(v) == out:
+        if (
+            v in assignment
+            and last.get(v) == position
+            and g.type_of(v) == out
+            and assignment[v] not in donated
+        ):
             return assignment[v]
     return None

@@ -1,0 +1,187 @@
+"""Small numba helpers that generated CPU code calls: numpy's integer and float edge
+cases for division, modulo and powers, NaN-propagating extrema, reassociable adds
+and multiplies for vectorized reductions, and the matmul kernels.
+
+Part of graphc.kernels. The scalar helpers are ``inline="always"`` so a fused loop
+that uses them still vectorizes. ``radd`` and ``rmul`` are compiled with
+``fastmath={"reassoc"}`` and *not* inlined by numba: LLVM inlines them later and
+keeps the flag on that one instruction, which lets the loop vectorizer split a
+sum into vector lanes without licensing reassociation anywhere else (the vectorized
+exp/log in vmath depend on exact evaluation order).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from graphc.kernels.cpu.jit import OPTIONS, kernel
+
+inline = numba.njit(**OPTIONS)
+
+
+@numba.njit(fastmath={"reassoc"}, **OPTIONS)
+def radd(a, b):
+    return a + b
+
+
+@numba.njit(fastmath={"reassoc"}, **OPTIONS)
+def rmul(a, b):
+    return a * b
+
+
+@inline
+def maxnan(a, b):
+    """numpy.maximum: NaN wins."""
+    return a if (a >= b or a != a) else b
+
+
+@inline
+def minnan(a, b):
+    """numpy.minimum: NaN wins."""
+    return a if (a <= b or a != a) else b
+
+
+@inline
+def ifloordiv(a, b):
+    """numpy floor_divide on ints: 0 for a zero divisor; MIN // -1 wraps."""
+    if b == 0:
+        return a - a
+    if b == -1:
+        return -a
+    return a // b
+
+
+@inline
+def imod(a, b):
+    """numpy remainder on ints: the divisor's sign; 0 for a zero divisor."""
+    if b == 0 or b == -1:
+        return a - a
+    return a % b
+
+
+@inline
+def _divmod(a, b):
+    """numpy's npy_divmod for floats: (floor quotient, remainder with b's sign)."""
+    if a != a or b != b or np.isinf(a):
+        # numpy's answer for a NaN operand or an infinite dividend (fmod is NaN there)
+        return a - a + np.nan, a - a + np.nan
+    mod = np.fmod(a, b)
+    div = (a - mod) / b
+    if mod != 0 or mod != mod:
+        if (b < 0) != (mod < 0):
+            mod += b
+            div -= 1.0
+    else:
+        mod = np.copysign(mod - mod, b)
+    if div != 0 or div != div:
+        floor = np.floor(div)
+        if div - floor > 0.5:
+            floor += 1.0
+    else:
+        floor = np.copysign(div - div, a / b)
+    return floor, mod
+
+
+@inline
+def fmod_numpy(a, b):
+    """numpy remainder on floats (the sign of the divisor)."""
+    if b == 0:
+        return np.fmod(a, b)
+    return _divmod(a, b)[1]
+
+
+@inline
+def ffloordiv(a, b):
+    """numpy floor_divide on floats."""
+    if b == 0:
+        return a / b
+    return _divmod(a, b)[0]
+
+
+@inline
+def ipow(a, b):
+    """numpy power on ints: repeated squaring with wrap-around."""
+    if b < 0:
+        raise ValueError("Integers to negative integer powers are not allowed.")
+    result = a - a + 1
+    base = a
+    e = b
+    while e > 0:
+        if e & 1:
+            result = result * base
+        base = base * base
+        e >>= 1
+    return result
+
+
+@inline
+def fsign(a):
+    """numpy.sign on floats: NaN stays NaN, zeros stay zero."""
+    if a > 0:
+        return a - a + 1
+    if a < 0:
+        return a - a - 1
+    return a
+
+
+@kernel
+def matmul_into(a, b, out, row_lo, row_hi):
+    """out[row_lo:row_hi] = a[row_lo:row_hi] @ b for float 2-D operands (BLAS)."""
+    if row_hi > row_lo:
+        np.dot(a[row_lo:row_hi], b, out[row_lo:row_hi])
+
+
+@kernel
+def matmul_loops(a, b, out):
+    """out = a @ b for 2-D operands of any dtype numpy's matmul takes (ints, bools)."""
+    m, k = a.shape
+    n = b.shape[1]
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0
+        for p in range(k):
+            x = a[i, p]
+            for j in range(n):
+                out[i, j] += x * b[p, j]
+
+
+@kernel
+def matmul_batched(a, b, out):
+    """out[i] = a[i or 0] @ b[i or 0] over a leading batch axis (size-1 batches broadcast)."""
+    batch = out.shape[0]
+    for i in range(batch):
+        ai = a[i if a.shape[0] != 1 else 0]
+        bi = b[i if b.shape[0] != 1 else 0]
+        np.dot(np.ascontiguousarray(ai), np.ascontiguousarray(bi), out[i])
+
+
+@kernel
+def matmul_batched_loops(a, b, out):
+    batch = out.shape[0]
+    for i in range(batch):
+        ai = a[i if a.shape[0] != 1 else 0]
+        bi = b[i if b.shape[0] != 1 else 0]
+        matmul_loops(ai, bi, out[i])
+
+
+@kernel
+def argextreme3(x, out, find_max):
+    """out[i, j] = argmax / argmin of x[i, :, j]: the first extremum, the first NaN if any."""
+    outer, n, inner = x.shape
+    if n == 0:
+        raise ValueError("attempt to get argmax or argmin of an empty sequence")
+    for i in range(outer):
+        for j in range(inner):
+            best = 0
+            value = x[i, 0, j]
+            if value == value:
+                for p in range(1, n):
+                    v = x[i, p, j]
+                    if v != v:
+                        best = p
+                        break
+                    if (v > value) if find_max else (v < value):
+                        best = p
+                        value = v
+            out[i, j] = best

@@ -1,0 +1,240 @@
+"""Loop kernels: elementwise bodies (one op or a fused chain) over a broadcast iteration
+space, optionally ending in a reduction, as numba source.
+
+Part of graphc.kernels. A kernel reads its operands with numpy broadcasting: an
+operand axis of size 1 is read at index 0, an axis of the iteration size at the loop
+index, and an axis whose size is only known at run time at `index * (size != 1)`.
+When every operand covers the whole iteration space and is C-contiguous, the loops
+collapse into one flat loop. The first loop runs over [lo, hi) so the entry function
+can split it across threads. Every value in the body has its exact dtype (see
+scalar.py), so the loop's arithmetic is numpy's. Reductions accumulate float32 sums
+and products in float64 and combine with `lib.radd` / `lib.rmul`, which lets LLVM
+vectorize them (lib.py says how).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphc.kernels.cpu import scalar
+from graphc.types import Shape, TensorType
+
+DECORATOR = '@numba.njit(cache=True, nogil=True, error_model="numpy")'
+REDUCTIONS = {"sum", "prod", "max", "min"}
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """A loop kernel: operands, body steps over the flat value list, what it writes."""
+
+    name: str
+    operands: tuple[TensorType, ...]
+    contiguous: tuple[bool, ...]
+    body: tuple[tuple[str, tuple[int, ...], Any], ...]
+    value_types: tuple[TensorType, ...]  # every flat value: operands, then step outputs
+    results: tuple[int, ...]
+    shape: Shape  # the iteration space; its sizes come in as the tuple `n`
+    panel: int | None = None  # an operand holding only rows [lo, hi), read at row i0 - lo
+
+    @property
+    def reduction(self) -> tuple[str, tuple[int, ...]] | None:
+        op, _, attrs = self.body[-1]
+        if op not in REDUCTIONS:
+            return None
+        rank = len(self.shape)
+        return op, tuple(sorted(a % rank for a in attrs["axes"]))
+
+    def extent(self, axis: int) -> str:
+        return f"n[{axis}]"
+
+    @property
+    def flat(self) -> bool:
+        """One flat loop: every operand and result spans the iteration space contiguously."""
+        if len(self.shape) < 2 or self.panel is not None:
+            return False
+        whole = all(
+            t.shape == self.shape and c for t, c in zip(self.operands, self.contiguous, strict=True)
+        )
+        reduction = self.reduction
+        return whole and (reduction is None or len(reduction[1]) == len(self.shape))
+
+
+def _index(spec: LoopSpec, operand: int, pre: list[str], flat: bool) -> str:
+    t = spec.operands[operand]
+    if flat:
+        return "[i0]"
+    if t.ndim == 0:
+        return "[()]"
+    rank = len(spec.shape)
+    parts = []
+    for j, d in enumerate(t.shape):
+        k = rank - t.ndim + j
+        if operand == spec.panel and k == 0:
+            parts.append("i0 - lo")
+        elif d == 1:
+            parts.append("0")
+        elif d == spec.shape[k]:
+            parts.append(f"i{k}")
+        else:
+            step = f"s{operand}_{j}"
+            pre.append(f"{step} = 1 if a{operand}.shape[{j}] != 1 else 0")
+            parts.append(f"i{k} * {step}")
+    return "[" + ", ".join(parts) + "]"
+
+
+def _body_lines(spec: LoopSpec, pre: list[str], flat: bool, steps: int) -> list[str]:
+    """Statements computing flat values: loads of the used operands, then each step."""
+    used = {a for _, args, _ in spec.body for a in args} | set(spec.results)
+    lines = []
+    n_operands = len(spec.operands)
+    for i in range(n_operands):
+        if i in used and spec.operands[i].ndim == 0:
+            pre.append(f"x{i} = a{i}.item()")  # loop-invariant
+        elif i in used:
+            lines.append(f"x{i} = a{i}{_index(spec, i, pre, flat)}")
+    position = n_operands
+    for op, args, attrs in spec.body[:steps]:
+        out_type = spec.value_types[position]
+        if op == "constant":
+            value = attrs["value"].array.reshape(-1)[0]
+            pre.append(f"x{position} = {scalar.literal(value, out_type.dtype)}")
+        else:
+            expression = scalar.formula(
+                op,
+                [f"x{a}" for a in args],
+                [spec.value_types[a].dtype for a in args],
+                out_type.dtype,
+                attrs,
+            )
+            lines.append(f"x{position} = {expression}")
+        position += 1
+    return lines
+
+
+def _loops(axes: list[int], spec: LoopSpec, first_from_lo: bool) -> list[str]:
+    lines = []
+    for depth, k in enumerate(axes):
+        bounds = "lo, hi" if (first_from_lo and depth == 0 and k == 0) else spec.extent(k)
+        lines.append("    " * depth + f"for i{k} in range({bounds}):")
+    return lines
+
+
+def _indent(lines: list[str], depth: int) -> list[str]:
+    return ["    " * depth + line for line in lines]
+
+
+def elementwise_source(spec: LoopSpec, comment: str) -> str:
+    """The kernel `name(a0.., r0.., lo, hi, n)` writing each result over [lo, hi) of the
+    first axis (of the flat index in a flat loop); `n` holds the iteration sizes."""
+    pre: list[str] = []
+    flat = spec.flat
+    rank = len(spec.shape)
+    body = _body_lines(spec, pre, flat, len(spec.body))
+    stores = []
+    for r, value in enumerate(spec.results):
+        if rank == 0:
+            index = "[()]"
+        elif flat:
+            index = "[i0]"
+        else:
+            index = "[" + ", ".join(f"i{k}" for k in range(rank)) + "]"
+        stores.append(f"r{r}{index} = x{value}")
+    lines = []
+    if flat:
+        for i in range(len(spec.operands)):
+            pre.append(f"a{i} = a{i}.reshape(a{i}.size)")
+        for r in range(len(spec.results)):
+            pre.append(f"r{r} = r{r}.reshape(r{r}.size)")
+        lines += ["for i0 in range(lo, hi):", *_indent(body + stores, 1)]
+    elif rank == 0:
+        lines += body + stores
+    else:
+        lines += _loops(list(range(rank)), spec, True) + _indent(body + stores, rank)
+    return _function(spec, comment, pre, lines)
+
+
+def _function(spec: LoopSpec, comment: str, pre: list[str], lines: list[str]) -> str:
+    params = [f"a{i}" for i in range(len(spec.operands))]
+    params += [f"r{r}" for r in range(len(spec.results))]
+    head = [DECORATOR, f"def {spec.name}({', '.join([*params, 'lo', 'hi', 'n'])}):"]
+    head.append(f"    # {comment}")
+    seen: set[str] = set()
+    unique_pre = [p for p in pre if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
+    return "\n".join(head + _indent(unique_pre + lines, 1)) + "\n"
+
+
+def _identity(op: str, dtype: np.dtype) -> str:
+    if op == "sum":
+        return scalar.literal(0, dtype)
+    if op == "prod":
+        return scalar.literal(1, dtype)
+    if dtype.kind == "f":
+        return scalar.literal(-np.inf if op == "max" else np.inf, dtype)
+    if dtype.kind == "b":
+        return scalar.literal(op == "min", dtype)
+    info = np.iinfo(dtype)
+    return scalar.literal(info.min if op == "max" else info.max, dtype)
+
+
+def _combine(op: str, acc: str, value: str) -> str:
+    return {
+        "sum": f"lib.radd({acc}, {value})",
+        "prod": f"lib.rmul({acc}, {value})",
+        "max": f"lib.maxnan({acc}, {value})",
+        "min": f"lib.minnan({acc}, {value})",
+    }[op]
+
+
+def reduction_source(spec: LoopSpec, comment: str) -> str:
+    """The kernel writing r0 (the kept axes) = reduction of the body over its axes.
+
+    Loops run in the iteration space's order; the trailing run of reduced axes
+    accumulates into a scalar, every other reduced axis into r0 itself."""
+    op, axes = spec.reduction  # type: ignore[misc]
+    rank = len(spec.shape)
+    flat = spec.flat
+    out_dtype = spec.value_types[-1].dtype
+    acc_dtype = (
+        np.dtype(np.float64) if op in ("sum", "prod") and out_dtype.kind == "f" else out_dtype
+    )
+    pre: list[str] = []
+    body = _body_lines(spec, pre, flat, len(spec.body) - 1)
+    (_, (source,), _) = spec.body[-1]
+    value = f"{scalar.ctor(acc_dtype)}(x{source})"
+    if flat:
+        for i in range(len(spec.operands)):
+            pre.append(f"a{i} = a{i}.reshape(a{i}.size)")
+        lines = [f"acc = {_identity(op, acc_dtype)}", "for i0 in range(a0.size):"]
+        lines += _indent([*body, f"acc = {_combine(op, 'acc', value)}"], 1)
+        lines.append(f"r0[()] = {scalar.ctor(out_dtype)}(acc)")
+        return _function(spec, comment, pre, lines)
+    suffix = rank
+    while suffix > 0 and suffix - 1 in axes:
+        suffix -= 1
+    kept = [k for k in range(rank) if k not in axes]
+    target = "r0[" + (", ".join(f"i{k}" for k in kept) if kept else "()") + "]"
+    prefix_reduces = any(k < suffix for k in axes)
+    lines = []
+    if prefix_reduces:
+        window = "r0[lo:hi]" if kept and kept[0] == 0 else "r0"
+        lines.append(f"{window}.fill({_identity(op, out_dtype)})")
+    loops = _loops(list(range(suffix)), spec, True)
+    inner = []
+    if suffix < rank:
+        inner.append(f"acc = {_identity(op, acc_dtype)}")
+        inner += _loops(list(range(suffix, rank)), spec, False)
+        inner += _indent([*body, f"acc = {_combine(op, 'acc', value)}"], rank - suffix)
+        merged = (
+            _combine(op, f"{scalar.ctor(acc_dtype)}({target})", "acc") if prefix_reduces else "acc"
+        )
+        inner.append(f"{target} = {scalar.ctor(out_dtype)}({merged})")
+    elif not axes:  # a reduction over no axes copies its operand
+        inner += [*body, f"{target} = {scalar.ctor(out_dtype)}(x{source})"]
+    else:
+        inner += body
+        inner.append(f"{target} = {scalar.ctor(out_dtype)}({_combine(op, target, f'x{source}')})")
+    lines += loops + _indent(inner, suffix)
+    return _function(spec, comment, pre, lines)

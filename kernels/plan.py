@@ -1,0 +1,182 @@
+"""The kernel program: an optimized graph as an ordered list of kernels, a buffer plan
+and the bindings a call needs. Both backends lower from it.
+
+Part of graphc.kernels. `plan(graph)` decides, for every value of the graph, where
+its data lives during a call:
+
+  input      a feed, passed to the entry function (C-contiguous, validated before)
+  variable   a variable's current array
+  constant   a constant, passed to the entry function as an array
+  arena      a buffer of the per-call arena (the memory plan's temporaries)
+  fresh      a new array allocated each call: fetched values and new variable states
+  state      a variable's new value computed straight into the variable's own array
+             (an update whose kernel is the last reader of the old value)
+  view       a view of another value's data (transpose, slice, reshape, ...)
+  returned   an array the op's kernel returns (its emitter allocates it)
+
+and the order the kernels run in (the graph's node order). Run-time sizes (`Sym`s)
+become slots of one int64 array, `dims`, that the runtime fills once per new set
+of feed shapes; every size in generated code is a literal or a slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphc.ir import Graph, Node, Value
+from graphc.registry import lookup
+from graphc.types import Sym, TensorType
+
+ALIGN = 64  # bytes: each arena buffer starts on a cache line
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One arena buffer: its dtype and the type of a value that fills it whole."""
+
+    dtype: np.dtype
+    sized_like: TensorType
+
+    def nbytes_terms(self) -> tuple[int, tuple[Sym, ...]]:
+        """The buffer's size as (constant factor in bytes, run-time dims to multiply)."""
+        constant, syms = self.dtype.itemsize, []
+        for d in self.sized_like.shape:
+            if isinstance(d, Sym):
+                syms.append(d)
+            else:
+                constant *= d
+        return constant, tuple(syms)
+
+
+@dataclass(frozen=True)
+class Program:
+    """What to run and where each value lives; see the module docstring."""
+
+    graph: Graph
+    steps: tuple[Node, ...]  # the nodes that compute, in order
+    dims: tuple[Sym, ...]  # slot k of the dims array holds dims[k]
+    inputs: tuple[int, ...]  # placeholder node ids, in call order
+    variables: tuple[int, ...]  # variable node ids, in entry-argument order
+    constants: tuple[int, ...]  # constant node ids passed as arrays
+    buffers: tuple[Buffer, ...]
+    home: dict[Value, str] = field(repr=False)  # value -> kind (see the module docstring)
+    arena_slot: dict[Value, int] = field(repr=False)  # arena value -> buffer index
+    state_of: dict[Value, int] = field(repr=False)  # "state" value -> variable node id
+    copied_outputs: frozenset[int] = frozenset()  # output positions that need a copy
+
+    def slot(self, sym: Sym) -> int:
+        return self.dims.index(sym)
+
+
+def _is_view(n: Node) -> bool:
+    return "view" in lookup(n.op).traits
+
+
+def _collect_dims(g: Graph) -> tuple[Sym, ...]:
+    seen: dict[Sym, None] = {}
+    for n in g.nodes:
+        for t in n.types:
+            for d in t.shape:
+                if isinstance(d, Sym):
+                    seen.setdefault(d, None)
+    return tuple(seen)
+
+
+def _elementwise_kernel(n: Node) -> bool:
+    traits = lookup(n.op).traits
+    if n.op == "fused":
+        return n.attrs["kind"] == "elementwise"
+    return "elementwise" in traits and "source" not in traits
+
+
+def _state_updates(g: Graph, position: dict[int, int], fetched: set[Value]) -> dict[Value, int]:
+    """Updates computed straight into the variable's array: the update's node is an
+    elementwise kernel of the variable's type, nothing reads the variable after it,
+    the variable is not fetched, and the value is not fetched or another update."""
+    readers: dict[int, list[int]] = {}
+    viewers: dict[int, int] = {}  # node id of a view -> the variable it views
+    for n in g.nodes:
+        for v in n.inputs:
+            base = viewers.get(v.node, v.node)
+            readers.setdefault(base, []).append(n.id)
+            if _is_view(n):
+                viewers[n.id] = base
+    fetched_nodes = {viewers.get(v.node, v.node) for v in fetched}
+    chosen: dict[Value, int] = {}
+    targets = [value for _, value in g.updates]
+    for variable, value in g.updates:
+        n = g.node(value)
+        if (
+            not _elementwise_kernel(n)
+            or value in fetched
+            or targets.count(value) > 1
+            or variable in fetched_nodes
+            or g.type_of(value) != g.node(variable).types[0]
+            or any(position[r] > position[n.id] for r in readers.get(variable, []))
+        ):
+            continue
+        chosen[value] = variable
+    return chosen
+
+
+SOURCE_HOMES = {"placeholder": "input", "variable": "variable", "constant": "constant"}
+
+
+def _home(n: Node, v: Value, state_of: dict[Value, int], arena_slot: dict[Value, int]) -> str:
+    if n.op in SOURCE_HOMES:
+        return SOURCE_HOMES[n.op]
+    if v in state_of:
+        return "state"
+    if v in arena_slot:
+        return "arena"
+    return "view" if _is_view(n) else "fresh"
+
+
+def plan(g: Graph) -> Program:
+    """The kernel program of an optimized graph (one with or without a memory plan)."""
+    position = {n.id: i for i, n in enumerate(g.nodes)}
+    fetched = set(g.outputs)
+    state_of = _state_updates(g, position, fetched)
+    arena_slot = dict(g.memory.assignment) if g.memory is not None else {}
+    buffers: list[Buffer] = []
+    if g.memory is not None:
+        sized: dict[int, TensorType] = {}
+        for value, index in g.memory.assignment:
+            sized.setdefault(index, g.type_of(value))
+        buffers = [
+            Buffer(np.dtype(dtype), sized[i]) for i, (dtype, _) in enumerate(g.memory.buffers)
+        ]
+    home: dict[Value, str] = {}
+    inputs = tuple(v.node for v in g.inputs)
+    variables, constants, steps = [], [], []
+    for n in g.nodes:
+        for v in n.outputs:
+            home[v] = _home(n, v, state_of, arena_slot)
+        if n.op == "variable":
+            variables.append(n.id)
+        elif n.op == "constant":
+            constants.append(n.id)
+        elif n.op != "placeholder":
+            steps.append(n)
+    # an output is returned as its own fresh array; anything else is copied
+    claimed: set[Value] = set()
+    copied = set()
+    for i, v in enumerate(g.outputs):
+        if home[v] != "fresh" or v in claimed:
+            copied.add(i)
+        claimed.add(v)
+    return Program(
+        graph=g,
+        steps=tuple(steps),
+        dims=_collect_dims(g),
+        inputs=inputs,
+        variables=tuple(variables),
+        constants=tuple(constants),
+        buffers=tuple(buffers),
+        home=home,
+        arena_slot=arena_slot,
+        state_of=state_of,
+        copied_outputs=frozenset(copied),
+    )

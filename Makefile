@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # __init__.py is taken for a namespace package), so reinstall when a package marker appears.
 PACKAGE_MARKERS := $(wildcard graphc/__init__.py passes/__init__.py kernels/__init__.py runtime/__init__.py)
 
-.PHONY: install test demo lint format bench clean
+.PHONY: install test test-all demo lint format bench clean
 
 install: $(STAMP)
 
@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml $(PACKAGE_MARKERS)
 	$(BIN)/pip install -e '.[dev,examples]'
 	touch $@
 
+# CI's suite; `make test-all` adds the slow tests (the op table compiled by numba, ...)
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not slow" tests
+
+test-all: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto tests
 
 demo: install
 	$(BIN)/python examples/quickstart.py
@@ -34,12 +38,12 @@ format: install
 	$(BIN)/ruff check --select I --fix .
 	$(BIN)/ruff format .
 
+# W1-W6 of PERFORMANCE.md against numpy eager (and torch when installed), with the
+# physical limits, at 1 and 2 threads; `make bench BENCH_ARGS=--quick` for a short run.
+BENCH_ARGS ?=
+
 bench: install
-	@if test -f bench/run.py; then \
-		$(BIN)/python bench/run.py; \
-	else \
-		echo "no benchmarks yet (bench/run.py does not exist)"; \
-	fi
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .ruff_cache

@@ -5,6 +5,10 @@ Public API re-exports only; see ../shared/design/API.md for the contract.
 
 from __future__ import annotations
 
+from graphc import config
+
+config.prefer_fast_blas()  # before anything loads scipy's OpenBLAS
+
 import graphc.ops  # noqa: F401 - registers every op
 from graphc import optim
 from graphc.api import *  # noqa: F403

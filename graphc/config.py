@@ -4,11 +4,16 @@ Part of the IR core. Read at call time, so tests may set them per test.
 
 GRAPHC_VERIFY=1         run the IR verifier after every optimization pass
 GRAPHC_DUMP=fold,fuse   print the IR after the named passes (to stderr)
+GRAPHC_DEVICE=reference  the device of graphc.function when none is given (default cpu)
+GRAPHC_CACHE_DIR=path   where compiled graphs are cached (default ~/.cache/graphc)
+GRAPHC_PARALLEL=auto    compile parallel loops: auto (when numba has >1 thread), 1 or 0
+GRAPHC_PARALLEL_MIN=n   the smallest loop, in elements, split across threads (65536)
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 
 def verify_passes() -> bool:
@@ -17,3 +22,48 @@ def verify_passes() -> bool:
 
 def dump_after() -> frozenset[str]:
     return frozenset(n.strip() for n in os.environ.get("GRAPHC_DUMP", "").split(",") if n.strip())
+
+
+def parallel_mode() -> str:
+    """GRAPHC_PARALLEL: "auto" (default: parallel loops when numba has more than one
+    thread), "1" (always compile them) or "0" (never)."""
+    value = os.environ.get("GRAPHC_PARALLEL", "auto").strip().lower()
+    return value if value in ("auto", "0", "1") else "auto"
+
+
+def parallel_min_elements() -> int:
+    """GRAPHC_PARALLEL_MIN: the smallest loop (in elements) split across threads."""
+    try:
+        return max(1, int(os.environ.get("GRAPHC_PARALLEL_MIN", "65536")))
+    except ValueError:
+        return 65536
+
+
+def _has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return " avx512f " in f" {line.split(':', 1)[-1].strip()} "
+    except OSError:
+        pass
+    return False
+
+
+def prefer_fast_blas() -> None:
+    """On an AVX-512 CPU, ask OpenBLAS for its AVX-512 (SkylakeX) kernels.
+
+    OpenBLAS detects some AVX-512 CPUs (AMD Zen 4/5) as Haswell and runs their GEMMs at
+    half speed; `OPENBLAS_CORETYPE` overrides the detection, but only if it is set
+    before the library loads. graphc's compiled matmuls call scipy's OpenBLAS (through
+    numba), which loads on the first compiled matmul, so setting it when graphc is
+    imported is early enough. A value the user set is never changed.
+    """
+    if "OPENBLAS_CORETYPE" in os.environ or "scipy.linalg" in sys.modules:
+        return
+    if _has_avx512():
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+
+
+def default_device() -> str:
+    return os.environ.get("GRAPHC_DEVICE", "").strip() or "cpu"

@@ -3,8 +3,9 @@
 Orchestration, on top of the IR core: extracts the graph the outputs and
 updates need, checks the signature, and runs calls. Every feed is validated
 (names, dtypes by numpy's same_kind casting rule, ranks, sizes, and every size
-the graph requires to agree) before anything is computed. Calls run on the numpy
-reference interpreter for now; the optimizer and the numba backends plug in here.
+the graph requires to agree) before anything is computed. Calls run on the
+numba CPU backend (device="cpu") or the numpy reference interpreter
+(device="reference").
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc import interpret
+from graphc import config, interpret
 from graphc.errors import ArgumentError, DTypeError, GraphcError, InputError, ShapeError
 from graphc.ir import Graph
 from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor, variable_of
@@ -150,6 +151,11 @@ class Function:
         self._variables = variables
         self._input_types = tuple(graph.type_of(v) for v in graph.inputs)
         self._input_index = {spec.name: i for i, spec in enumerate(inputs)}
+        self._single = structure[0] == "single"
+        self._executable = _compile(self) if device == "cpu" else None
+        self._fast = None
+        if self._executable is not None:
+            self._fast = self._executable.fast_path(self._restructure)
 
     def __repr__(self) -> str:
         signature = ", ".join(str(s) for s in self.inputs)
@@ -192,12 +198,12 @@ class Function:
         return array.astype(spec.dtype)
 
     def _validate(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], bindings: dict[Sym, int] | None = None
     ) -> tuple[dict[int, np.ndarray], interpret.ConcreteTypes]:
         """Every source value of this call, and every node's concrete types; raises
-        InputError before anything is computed."""
+        InputError before anything is computed. Fills `bindings` with every run-time size."""
         given = self._collect_feeds(args, kwargs)
-        bindings: dict[Sym, int] = {}
+        bindings = {} if bindings is None else bindings
         sources: dict[int, np.ndarray] = {}
         for spec, value, ref, declared in zip(
             self.inputs, given, self.graph.inputs, self._input_types, strict=True
@@ -220,8 +226,28 @@ class Function:
                 )
         return sources, types
 
+    @property
+    def source(self) -> str:
+        """The generated kernel source (readable Python, the IR line above each statement);
+        empty for device="reference", which runs the numpy reference interpreter."""
+        if self._executable is None:
+            return ""
+        generated = self._executable.generated
+        return "\n\n".join([*generated.kernels, generated.source])
+
+    def _checked_feeds(self, feeds: tuple[Any, ...]) -> tuple[list[np.ndarray], dict[Sym, int]]:
+        """The executable's slow path: full validation, converted feeds, every size."""
+        bindings: dict[Sym, int] = {}
+        sources, _ = self._validate(feeds, {}, bindings)
+        return [sources[v.node] for v in self.graph.inputs], bindings
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the graph: inputs positionally in `inputs` order or by name."""
+        fast = self._fast
+        if fast is not None:
+            if kwargs or len(args) != len(self.inputs):
+                args = tuple(self._collect_feeds(args, kwargs))
+            return fast(args)
         sources, types = self._validate(args, kwargs)
         values = interpret.evaluate(self.graph, sources, types)
         results = [np.array(values[v], copy=True) for v in self.graph.outputs]
@@ -236,12 +262,37 @@ class Function:
         return self._restructure(results)
 
     def _restructure(self, results: list[np.ndarray]) -> Any:
-        kind, detail = self._structure
-        if kind == "single":
+        if self._single:
             return results[0]
+        kind, detail = self._structure
         if kind == "dict":
             return dict(zip(detail, results, strict=True))
         return kind(results)
+
+
+def _compile(fn: Function) -> Any:
+    """Lower the optimized graph to numba code and load it (the CPU backend)."""
+    import numba
+
+    from graphc.kernels import plan
+    from graphc.kernels.cpu import codegen, threadsafe_layer
+    from graphc.runtime.executable import Executable
+
+    program = plan.plan(fn.graph)
+    mode = config.parallel_mode()
+    parallel = mode == "1" or (mode == "auto" and numba.config.NUMBA_NUM_THREADS > 1)
+    parallel = parallel and threadsafe_layer()
+    generated = codegen.generate(
+        program, parallel=parallel, min_parallel=config.parallel_min_elements()
+    )
+    by_id = fn.graph.by_id
+    return Executable(
+        generated,
+        [fn._variables[i] for i in program.variables],
+        [by_id[i].attrs["value"].array for i in generated.constants],
+        [fn._variables[i] for i in generated.new_states],
+        fn._checked_feeds,
+    )
 
 
 def function(
@@ -249,7 +300,7 @@ def function(
     outputs: Any,
     updates: Mapping[Any, Any] | None = None,
     *,
-    device: str = "cpu",
+    device: str | None = None,
     optimize: Any = True,
 ) -> Function:
     """Compile symbolic `outputs` of placeholder `inputs` into a callable Function.
@@ -262,11 +313,14 @@ def function(
         What a call returns, as numpy arrays in the same structure.
     updates : dict Variable -> Tensor, optional
         New variable values, all computed from the old values, assigned after the outputs.
-    device : "cpu" or "reference"
-        Where the graph runs.
+    device : "cpu" (the default) or "reference"
+        Where the graph runs: "cpu" compiles it with numba (kernels/cpu/), "reference"
+        runs the numpy reference interpreter (for debugging). The environment variable
+        GRAPHC_DEVICE changes the default.
     optimize : True, False or a list of pass names
         The optimization passes to run.
     """
+    device = config.default_device() if device is None else device
     if device == "cuda":
         raise GraphcError(
             "device='cuda': this version of graphc has no CUDA backend yet; use device='cpu'"

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("GRAPHC_VERIFY", "1")  # verify the IR after every optimization pass
+# Tests of the front end, autodiff and the passes run on the reference interpreter; the
+# tests of the numba backend (tests/kernels, tests/runtime) ask for device="cpu".
+os.environ.setdefault("GRAPHC_DEVICE", "reference")
+os.environ.setdefault("GRAPHC_PARALLEL", "0")  # parallel loops: tests/runtime/test_threads.py
+# compiled graphs are cached inside the checkout (ignored by git), not in the user's home
+os.environ.setdefault(
+    "GRAPHC_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "graphc-tests")
+)
 
 settings.register_profile(
     "ci",

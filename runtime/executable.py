@@ -1,0 +1,182 @@
+"""Executables: a compiled graph's entry function with everything a call needs.
+
+Part of graphc.runtime. An `Executable` holds the generated module's `entry`, the
+variables and constant arrays it reads, and per feed-shape bindings. A call is:
+
+1. the fast path: when these feed shapes were seen before (or the graph has no
+   run-time sizes), look up their `dims` and arena size, take this thread's arena,
+   and call `entry` once. numba's dispatcher accepts only the exact types the entry
+   was compiled for (C-contiguous arrays of the declared dtypes and ranks), so a
+   feed of another dtype, layout or rank never reaches a kernel: it raises TypeError
+   before anything runs and the call takes
+2. the slow path: `validate` (the Function's full check, which raises InputError for
+   bad feeds) converts every feed, binds every run-time size, and the call runs with
+   the converted feeds. The first call always takes it; it compiles the entry (or
+   loads it from the on-disk cache) for the canonical types and then closes the
+   dispatcher to any other signature.
+
+Temporaries live in a per-thread arena that grows to the largest call's need and is
+reused, so large buffers are not freed and faulted in again each call. Outputs are
+always fresh arrays. New variable states that were not computed in place come back
+from the entry and are swapped in together, under one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import IndexOutOfRangeError, InputError
+from graphc.kernels.cpu.codegen import Generated, module_name
+from graphc.runtime import cache
+from graphc.types import Sym
+
+FEED_SHAPE_ERROR = "graphc: a feed has the wrong shape"
+_EMPTY_DIMS = np.zeros(0, np.int64)
+_EMPTY_ARENA = np.zeros(0, np.uint8)
+_UPDATE_LOCK = threading.Lock()
+_MAX_SHAPE_KEYS = 256
+
+
+Validate = Callable[[tuple[Any, ...]], tuple[list[np.ndarray], dict[Sym, int]]]
+
+
+class Executable:
+    """A loaded entry function and the state a call of it needs (see the module doc)."""
+
+    def __init__(
+        self,
+        generated: Generated,
+        variables: Sequence[Any],
+        constants: Sequence[np.ndarray],
+        new_states: Sequence[Any],
+        validate: Validate,
+    ) -> None:
+        self.source = generated.source
+        self.generated = generated
+        for kernel in generated.kernels:
+            cache.load(kernel, module_name(kernel))
+        module = cache.load(generated.source, module_name(generated.source))
+        self._entry = module.entry
+        self._arena_bytes = module.arena_bytes
+        self._dims = generated.program.dims
+        self._takes = (generated.takes_dims, generated.takes_arena)
+        self._variables = tuple(variables)
+        self._constants = tuple(np.array(c, order="C") for c in constants)
+        self._n_outputs = len(generated.program.graph.outputs)
+        self._n_returns = len(generated.returns)
+        self._new_states = tuple(new_states)
+        self._validate = validate
+        self._compiled = False
+        self._bound: dict[tuple, tuple[np.ndarray, int]] = {}
+        self._static = not self._dims
+        self._static_need = int(self._arena_bytes(_EMPTY_DIMS)) if self._static else 0
+        self._local = threading.local()
+
+    @property
+    def entry(self) -> Any:
+        """The numba dispatcher of the generated entry function."""
+        return self._entry
+
+    def _arena(self, need: int) -> np.ndarray:
+        local = self._local
+        arena = getattr(local, "arena", None)
+        if arena is None or arena.size < need:
+            arena = local.arena = np.empty(max(need, 1), np.uint8)
+        return arena
+
+    def _leading(self, dims: np.ndarray, need: int) -> tuple[np.ndarray, ...]:
+        takes_dims, takes_arena = self._takes
+        if takes_arena:
+            return (dims, self._arena(need)) if takes_dims else (self._arena(need),)
+        return (dims,) if takes_dims else ()
+
+    def fast_path(self, finish: Callable[[list[np.ndarray]], Any]) -> Callable[..., Any]:
+        """A function of the feed tuple returning `finish(outputs)`: for the simplest
+        graphs (no run-time sizes, no arena, no state) just the dispatch of the entry."""
+        simple = (
+            self._static
+            and self._takes == (False, False)
+            and not self._variables
+            and self._n_returns == 1
+        )
+        if not simple:
+            return lambda feeds: finish(self(feeds))
+        entry, constants = self._entry, self._constants
+
+        def run(feeds: tuple[Any, ...]) -> Any:
+            if self._compiled:
+                try:
+                    return finish([entry(*feeds, *constants)])
+                except (TypeError, ValueError, IndexError):
+                    pass  # the general path tells these apart (and converts feeds)
+            return finish(self(feeds))
+
+        return run
+
+    def __call__(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:
+        """Run one call: the outputs, in order. Variable updates are applied."""
+        if not self._compiled:
+            return self._slow(feeds)
+        if self._static:
+            dims, need = _EMPTY_DIMS, self._static_need
+        else:
+            try:
+                bound = self._bound.get(tuple([f.shape for f in feeds]))
+            except AttributeError:  # a list or a number: convert it
+                bound = None
+            if bound is None:
+                return self._slow(feeds)
+            dims, need = bound
+        states = [v._array for v in self._variables] if self._variables else ()
+        try:
+            result = self._entry(*self._leading(dims, need), *feeds, *states, *self._constants)
+        except TypeError:  # no compiled signature matches: another dtype, layout or rank
+            return self._slow(feeds)
+        except ValueError as error:
+            if str(error) == FEED_SHAPE_ERROR:
+                return self._slow(feeds)
+            raise InputError(str(error)) from None
+        except IndexError as error:
+            raise IndexOutOfRangeError(str(error)) from None
+        if self._n_returns == 1 and not self._new_states:
+            return [result]
+        return self._finish(result)
+
+    def _slow(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:
+        arrays, bindings = self._validate(feeds)
+        # the entry takes C-contiguous, writeable arrays (np.ascontiguousarray would also
+        # turn a 0-d array into a 1-d one)
+        arrays = [
+            a if a.flags.c_contiguous and a.flags.writeable else np.array(a, order="C")
+            for a in arrays
+        ]
+        dims = np.array([bindings[s] for s in self._dims], dtype=np.int64)
+        need = int(self._arena_bytes(dims))
+        if not self._static:
+            if len(self._bound) >= _MAX_SHAPE_KEYS:
+                self._bound.clear()
+            self._bound[tuple(a.shape for a in arrays)] = (dims, need)
+        states = [v.get_state() for v in self._variables]
+        try:
+            result = self._entry(*self._leading(dims, need), *arrays, *states, *self._constants)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        except IndexError as error:
+            raise IndexOutOfRangeError(str(error)) from None
+        if not self._compiled:
+            self._entry.disable_compile()
+            self._compiled = True
+        return self._finish(result)
+
+    def _finish(self, result: Any) -> list[np.ndarray]:
+        returned = [result] if self._n_returns == 1 else list(result)
+        if self._new_states:
+            states = returned[self._n_outputs :]
+            with _UPDATE_LOCK:
+                for variable, state in zip(self._new_states, states, strict=True):
+                    variable.set_state(state)
+        return returned[: self._n_outputs]

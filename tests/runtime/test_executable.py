@@ -1,0 +1,156 @@
+"""Calls of numba-compiled functions: feeds of any layout, validation before any kernel,
+fresh outputs, arenas, variable updates in place, and the generated source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import strategies
+from hypothesis import given, settings
+
+import graphc as gc
+
+
+def _compiled_and_reference(inputs, outputs, updates=None):
+    return (
+        gc.function(inputs, outputs, updates, device="cpu"),
+        gc.function(inputs, outputs, updates, device="reference"),
+    )
+
+
+@pytest.fixture(scope="module")
+def fused_fn():
+    x = gc.placeholder((None, 5), "float32", name="x")
+    y = gc.placeholder((5,), "float32", name="y")
+    out = gc.tanh(x * 0.5 + y) * gc.sigmoid(y) - gc.exp(-x * x)
+    return _compiled_and_reference([x, y], [out, gc.sum(out, axis=0), gc.max(out, axis=1)])
+
+
+def _check(pair, *feeds):
+    compiled, reference = pair
+    for got, want in zip(compiled(*feeds), reference(*feeds), strict=True):
+        assert got.shape == want.shape
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "layout", ["contiguous", "transposed", "strided", "negative", "broadcast", "fortran"]
+)
+def test_any_input_layout(fused_fn, layout: str, rng: np.random.Generator) -> None:
+    base = rng.standard_normal((8, 10)).astype(np.float32)
+    x = {
+        "contiguous": base[:, :5].copy(),
+        "transposed": base.T[:5].T,
+        "strided": base[:, ::2],
+        "negative": base[::-1, 4::-1],
+        "broadcast": np.broadcast_to(base[0, :5], (8, 5)),
+        "fortran": np.asfortranarray(base[:, :5]),
+    }[layout]
+    y = rng.standard_normal(5).astype(np.float32)
+    _check(fused_fn, x, y)
+
+
+def test_empty_and_other_sizes_reuse_one_compiled_entry(fused_fn, rng) -> None:
+    y = rng.standard_normal(5).astype(np.float32)
+    for rows in (0, 1, 3, 200):
+        _check(fused_fn, rng.standard_normal((rows, 5)).astype(np.float32), y)
+    assert len(fused_fn[0]._executable.entry.signatures) == 1
+
+
+def test_nan_and_inf_propagate(fused_fn) -> None:
+    x = np.array([[np.nan, np.inf, -np.inf, 0.0, -0.0]] * 2, np.float32)
+    _check(fused_fn, x, np.zeros(5, np.float32))
+
+
+def test_feeds_are_cast_or_rejected_before_any_kernel(fused_fn) -> None:
+    compiled, _ = fused_fn
+    y = np.ones(5, np.float32)
+    _check(fused_fn, np.ones((2, 5), np.float64), y)  # same_kind cast
+    _check(fused_fn, [[1, 2, 3, 4, 5]], [1, 2, 3, 4, 5])  # lists and ints convert
+    with pytest.raises(gc.InputError, match="y"):
+        compiled(np.ones((2, 5), np.float32), np.ones(4, np.float32))
+    with pytest.raises(gc.InputError, match="rank"):
+        compiled(np.ones(5, np.float32), y)
+    with pytest.raises(gc.InputError, match="cast"):
+        compiled(np.ones((2, 5), np.complex64), y)
+    readonly = np.ones((2, 5), np.float32)
+    readonly.flags.writeable = False
+    _check(fused_fn, readonly, y)
+
+
+def test_static_shapes_are_checked_inside_the_entry() -> None:
+    x = gc.placeholder((4,), "float32", name="x")
+    f = gc.function([x], x + 1, device="cpu")
+    np.testing.assert_array_equal(f(np.arange(4, dtype=np.float32)), np.arange(1, 5))
+    with pytest.raises(gc.InputError, match="x"):
+        f(np.arange(5, dtype=np.float32))
+
+
+def test_outputs_are_fresh_arrays() -> None:
+    x = gc.placeholder((3,), "float32", name="x")
+    f = gc.function([x], [x, x.T, x * 2, x * 2], device="cpu")
+    a = np.ones(3, np.float32)
+    first = f(a)
+    assert not any(np.shares_memory(o, a) for o in first)
+    assert not np.shares_memory(first[2], first[3])
+    second = f(a)
+    assert not any(np.shares_memory(o, p) for o in first for p in second)
+
+
+def test_variables_update_in_place_and_from_old_values() -> None:
+    w = gc.Variable(np.arange(4, dtype=np.float32), name="w")
+    v = gc.Variable(np.ones(4, np.float32), name="v")
+    x = gc.placeholder((4,), "float32", name="x")
+    f = gc.function([x], gc.sum(w * x), updates={w: w - 0.5 * x, v: v + w}, device="cpu")
+    array = w.get_state()
+    out = f(np.ones(4, np.float32))
+    assert float(out) == 6.0
+    np.testing.assert_allclose(w.value, np.arange(4) - 0.5)
+    np.testing.assert_allclose(v.value, 1 + np.arange(4))  # the old w
+    f(np.ones(4, np.float32))
+    np.testing.assert_allclose(w.value, np.arange(4) - 1.0)
+    np.testing.assert_allclose(v.value, 1 + np.arange(4) + np.arange(4) - 0.5)
+    del array
+
+
+def test_an_update_that_is_the_last_reader_is_computed_in_place() -> None:
+    w = gc.Variable(np.arange(4, dtype=np.float32), name="w")
+    x = gc.placeholder((4,), "float32", name="x")
+    f = gc.function([x], gc.sum(w * x), updates={w: w - 0.5 * x}, device="cpu")
+    array = w.get_state()
+    assert float(f(np.ones(4, np.float32))) == 6.0
+    assert w.get_state() is array  # no new array: the kernel wrote into the old one
+    np.testing.assert_allclose(array, np.arange(4) - 0.5)
+
+
+def test_index_errors_raise_without_crashing() -> None:
+    x = gc.placeholder((5,), "float32", name="x")
+    i = gc.placeholder((None,), "int64", name="i")
+    f = gc.function([x, i], gc.take(x, i), device="cpu")
+    np.testing.assert_array_equal(f(np.arange(5, dtype=np.float32), [4, -5]), [4, 0])
+    with pytest.raises(IndexError):
+        f(np.arange(5, dtype=np.float32), [5])
+
+
+def test_source_shows_the_ir_above_each_statement() -> None:
+    x = gc.placeholder((None, 3), "float32", name="x")
+    f = gc.function([x], gc.relu(x @ np.ones((3, 2), np.float32)) + 1.0, device="cpu")
+    source = f.source
+    assert "def entry(" in source
+    assert "def kernel(" in source
+    assert "# %" in source
+    assert "matmul" in source
+    assert gc.function([x], x * 2, device="reference").source == ""
+
+
+@pytest.mark.slow
+@settings(max_examples=25)
+@given(case=strategies.graph_cases())
+def test_random_graphs_compiled_match_numpy(case: strategies.GraphCase) -> None:
+    """Random programs of the public API (tests/strategies.py), compiled by the numba
+    backend, against numpy's step-by-step evaluation (its error allowances)."""
+    fn, _ = case.compile(symbolic=True, device="cpu")
+    results = case.results(fn(*case.feeds()))
+    for got, want in zip(results, case.expected, strict=True):
+        strategies.assert_matches(got, want)

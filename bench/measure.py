@@ -1,0 +1,320 @@
+"""Measure one system at one thread count, in this fresh process; write the results as JSON.
+
+    python bench/measure.py --system graphc --threads 2 --out results.json [--quick]
+
+run.py starts one such process per (system, thread count), with NUMBA_NUM_THREADS,
+OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set to the thread count
+before anything loads. Systems: graphc, numpy, torch, and limits (the physical
+limits of limits.py). Before a workload is timed, graphc's and torch's results are
+checked against numpy's; a workload that fails its check or raises is reported as
+an error instead of a time, and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import timing
+import workloads
+
+WORKLOADS = ("W1", "W2", "W3 b256", "W3 b1", "W4", "W6")
+
+# A preparation builds (and checks) one workload and returns the call to time plus
+# what the check found; a limit measures itself and returns its result directly.
+Prepared = tuple[Callable[[], Any], dict[str, Any]]
+
+
+# --- graphc -----------------------------------------------------------------------------
+
+
+def _graphc_preparations() -> dict[str, Callable[[], Prepared]]:
+    import graphc_workloads as gw
+
+    def w1() -> Prepared:
+        x, y = workloads.w1_data()
+        started = time.perf_counter()
+        fn = gw.w1()
+        first = fn(x, y)
+        first_call_s = time.perf_counter() - started
+        error = workloads.check_close("W1", first, workloads.numpy_w1(x, y), rtol=1e-4, atol=1e-5)
+        return (lambda: fn(x, y)), {"check": error, "build_and_first_call_s": first_call_s}
+
+    def w2() -> Prepared:
+        params = workloads.mlp_params()
+        images, labels = workloads.mlp_batch(workloads.W2_BATCH)
+        started = time.perf_counter()
+        step, variables = gw.w2_train_step(params)
+        reference = params.copy()
+        # two steps: the first loss checks the forward pass, the second the update
+        first = step(images, labels)
+        first_call_s = time.perf_counter() - started
+        second = step(images, labels)
+        losses = []
+        for i, loss in enumerate((first, second)):
+            wanted = workloads.numpy_train_step(reference, images, labels)
+            losses.append(workloads.check_loss(f"W2 step {i + 1}", loss, wanted))
+        for variable, wanted in zip(variables, reference.as_list(), strict=True):
+            workloads.check_close(
+                f"W2 {variable.name} after 2 steps", variable.value, wanted, rtol=1e-4, atol=1e-6
+            )
+        check = {"loss_relative_differences": losses, "first_loss": float(first)}
+        return (lambda: step(images, labels)), check | {"build_and_first_call_s": first_call_s}
+
+    def w3(batch: int) -> Callable[[], Prepared]:
+        def prepare() -> Prepared:
+            params = workloads.mlp_params()
+            images, _ = workloads.mlp_batch(batch)
+            fn = gw.w3_predict(params)
+            wanted = workloads.numpy_mlp_forward(params, images)
+            error = workloads.check_close(f"W3 b{batch}", fn(images), wanted, rtol=1e-3, atol=1e-4)
+            return (lambda: fn(images)), {"check": error}
+
+        return prepare
+
+    def w4() -> Prepared:
+        fn = gw.w4()
+        x = workloads.w4_data()
+        error = workloads.check_close("W4", fn(x), workloads.numpy_w4(x), rtol=0.0)
+        return (lambda: fn(x)), {"check": error}
+
+    def w6() -> Prepared:
+        fn = gw.w6()
+        x = workloads.w6_data()
+        error = workloads.check_close("W6", fn(x), workloads.numpy_w6(x), rtol=1e-4, atol=1e-8)
+        return (lambda: fn(x)), {"check": error}
+
+    return {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
+
+
+# --- numpy eager ------------------------------------------------------------------------
+
+
+def _numpy_preparations() -> dict[str, Callable[[], Prepared]]:
+    def w1() -> Prepared:
+        x, y = workloads.w1_data()
+        return (lambda: workloads.numpy_w1(x, y)), {}
+
+    def w2() -> Prepared:
+        params = workloads.mlp_params()
+        images, labels = workloads.mlp_batch(workloads.W2_BATCH)
+        return (lambda: workloads.numpy_train_step(params, images, labels)), {}
+
+    def w3(batch: int) -> Callable[[], Prepared]:
+        def prepare() -> Prepared:
+            params = workloads.mlp_params()
+            images, _ = workloads.mlp_batch(batch)
+            return (lambda: workloads.numpy_mlp_forward(params, images)), {}
+
+        return prepare
+
+    def w4() -> Prepared:
+        x = workloads.w4_data()
+        return (lambda: workloads.numpy_w4(x)), {}
+
+    def w6() -> Prepared:
+        x = workloads.w6_data()
+        return (lambda: workloads.numpy_w6(x)), {}
+
+    return {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
+
+
+# --- torch eager ------------------------------------------------------------------------
+
+
+def _torch_preparations() -> dict[str, Callable[[], Prepared]]:
+    import torch_workloads as tw
+
+    def w1() -> Prepared:
+        x, y = workloads.w1_data()
+        fn = tw.w1(x, y)
+        error = workloads.check_close(
+            "W1", fn().numpy(), workloads.numpy_w1(x, y), rtol=1e-4, atol=1e-5
+        )
+        return fn, {"check": error}
+
+    def w2() -> Prepared:
+        params = workloads.mlp_params()
+        images, labels = workloads.mlp_batch(workloads.W2_BATCH)
+        step, parameters = tw.w2_train_step(params, images, labels)
+        reference = params.copy()
+        losses = []
+        for i in range(2):
+            wanted = workloads.numpy_train_step(reference, images, labels)
+            losses.append(workloads.check_loss(f"W2 step {i + 1}", step(), wanted))
+        for j, (parameter, wanted) in enumerate(zip(parameters, reference.as_list(), strict=True)):
+            workloads.check_close(
+                f"W2 parameter {j} after 2 steps",
+                parameter.detach().numpy(),
+                wanted,
+                rtol=1e-4,
+                atol=1e-6,
+            )
+        return step, {"loss_relative_differences": losses}
+
+    def w3(batch: int) -> Callable[[], Prepared]:
+        def prepare() -> Prepared:
+            params = workloads.mlp_params()
+            images, _ = workloads.mlp_batch(batch)
+            fn = tw.w3_predict(params, images)
+            wanted = workloads.numpy_mlp_forward(params, images)
+            error = workloads.check_close(
+                f"W3 b{batch}", fn().numpy(), wanted, rtol=1e-3, atol=1e-4
+            )
+            return fn, {"check": error}
+
+        return prepare
+
+    def w4() -> Prepared:
+        x = workloads.w4_data()
+        fn = tw.w4(x)
+        return fn, {"check": workloads.check_close("W4", fn(), workloads.numpy_w4(x), rtol=0.0)}
+
+    def w6() -> Prepared:
+        x = workloads.w6_data()
+        fn = tw.w6(x)
+        error = workloads.check_close(
+            "W6", fn().numpy(), workloads.numpy_w6(x), rtol=1e-4, atol=1e-8
+        )
+        return fn, {"check": error}
+
+    return {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+def _limit_measurements(budget_s: float) -> dict[str, Callable[[], dict[str, Any]]]:
+    import limits
+
+    return {
+        "W1": lambda: limits.w1_bandwidth(budget_s),
+        "W2": lambda: limits.gemms_alone(limits.w2_gemm_pairs(), budget_s),
+        "W3 b256": lambda: limits.gemms_alone(limits.w3_gemm_pairs(256), budget_s),
+        "W3 b1": lambda: limits.gemms_alone(limits.w3_gemm_pairs(1), budget_s),
+        "W4": lambda: limits.w4_dispatch(budget_s),
+        "W6": lambda: limits.w6_bandwidth(budget_s),
+    }
+
+
+def _run_one(system: str, name: str, job: Callable[[], Any], budget_s: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        if system == "limits":
+            result = job()
+        else:
+            fn, check = job()
+            measured = timing.measure(fn, budget_s)
+            result = {"seconds": measured.median_s, "timing": measured.as_dict(), **check}
+    except AssertionError as error:
+        traceback.print_exc()
+        result = {"error": f"wrong result: {error}", "wrong": True}
+    except Exception as error:
+        traceback.print_exc()
+        result = {"error": f"{type(error).__name__}: {error}"}
+    elapsed = time.perf_counter() - started
+    shown = f"{result['seconds'] * 1e3:.3f} ms" if "seconds" in result else result["error"][:200]
+    print(f"  {system:7s} {name:8s} {shown}  ({elapsed:.1f} s)", file=sys.stderr, flush=True)
+    return result
+
+
+def _environment(system: str, threads: int) -> dict[str, Any]:
+    """What this process ran with: thread settings as seen here, versions, the BLAS core."""
+    info: dict[str, Any] = {
+        "threads": threads,
+        "env": {
+            name: os.environ.get(name) for name in (*timing.THREAD_VARIABLES, "OPENBLAS_CORETYPE")
+        },
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    if "numba" in sys.modules:
+        import numba
+
+        info["numba"] = numba.__version__
+        info["numba_threads"] = numba.get_num_threads()
+        info["numba_threading_layer"] = _numba_threading_layer()
+    if "torch" in sys.modules:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    if "graphc" in sys.modules:
+        import graphc
+
+        info["graphc"] = graphc.__version__
+    info["blas"] = _blas_info()
+    return info
+
+
+def _numba_threading_layer() -> str | None:
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel code has run in this process
+        return None
+
+
+def _blas_info() -> list[dict[str, Any]] | None:
+    """The BLAS libraries loaded here, with the kernels (architecture) OpenBLAS picked."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    keep = ("internal_api", "version", "architecture", "num_threads", "filepath")
+    return [
+        {k: lib.get(k) for k in keep} for lib in threadpool_info() if lib.get("user_api") == "blas"
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--system", required=True, choices=("graphc", "numpy", "torch", "limits"))
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--out", required=True, help="where to write the JSON results")
+    parser.add_argument("--quick", action="store_true", help="short time budgets")
+    parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
+    args = parser.parse_args()
+    budget_s = 0.15 if args.quick else 0.5
+    selected = [name.strip() for name in args.only.split(",")]
+
+    if args.system == "torch":
+        import torch
+
+        torch.set_num_threads(args.threads)
+    jobs: dict[str, Callable[[], Any]]
+    if args.system == "limits":
+        jobs = _limit_measurements(budget_s)
+    else:
+        preparations = {
+            "graphc": _graphc_preparations,
+            "numpy": _numpy_preparations,
+            "torch": _torch_preparations,
+        }
+        jobs = preparations[args.system]()
+    results = {
+        name: _run_one(args.system, name, jobs[name], budget_s)
+        for name in WORKLOADS
+        if name in selected
+    }
+    output = {
+        "system": args.system,
+        "environment": _environment(args.system, args.threads),
+        "results": results,
+    }
+    with open(args.out, "w") as file:
+        json.dump(output, file, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

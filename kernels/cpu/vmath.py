@@ -107,13 +107,8 @@ __all__ = [
 
 
 def vectorizable(fn):
-    """Compile ``fn`` once (cached on disk), strict IEEE, for use inside vectorized loops.
-
-    Not numba's ``inline="always"``, which re-types the whole body inside every caller
-    and made a kernel using tanh, sigmoid and exp take seconds to compile: numba links a
-    callee's LLVM IR into its caller's module and LLVM inlines these small functions
-    there, after which the loop vectorizes all the same."""
-    return numba.njit(fastmath=False, cache=True, nogil=True, error_model="numpy")(fn)
+    """Compile ``fn`` for inlining into vectorized loops: always inlined, strict IEEE."""
+    return numba.njit(inline="always", fastmath=False, cache=False)(fn)
 
 
 # ---------------------------------------------------------------------------------------

@@ -63,12 +63,24 @@ def _wrap(index, size):
     return index + size if index < 0 else index
 
 
+# Shapes: the type rules and the run-time feed checks make operands agree; the kernels check
+# again, cheaply, because numba does not, and a mismatch would reach outside an array.
+
+
+@kernel
+def _rows_match(a, b):
+    """Whether two (outer, axis, inner) arrays agree off the middle axis."""
+    return a.shape[0] == b.shape[0] and a.shape[2] == b.shape[2]
+
+
 # Gathering and its transposes, the scatter-adds. Operands are (outer, axis, inner).
 
 
 @kernel
 def take(x, indices, out):
     """out[a, j, b] = x[a, indices[j], b]: numpy.take along the middle axis (indices 1-D)."""
+    if not (_rows_match(x, out) and out.shape[1] == indices.size):
+        raise ValueError("take: operand shapes do not match")
     size = x.shape[1]
     if not _in_range(indices, size):
         raise IndexError("take: an index is out of range for the axis")
@@ -83,6 +95,8 @@ def take(x, indices, out):
 @kernel
 def take_along_axis(x, indices, out):
     """out[a, j, b] = x[a, indices[a, j, b], b]: numpy.take_along_axis (indices 3-D)."""
+    if not (_rows_match(x, out) and indices.shape == out.shape):
+        raise ValueError("take_along_axis: operand shapes do not match")
     size = x.shape[1]
     if not _in_range(indices.reshape(indices.size), size):
         raise IndexError("take_along_axis: an index is out of range for the axis")
@@ -96,6 +110,8 @@ def take_along_axis(x, indices, out):
 @kernel
 def index_add(g, indices, out):
     """out = 0, then out[a, indices[j], b] += g[a, j, b] for j in order (indices 1-D)."""
+    if not (_rows_match(g, out) and g.shape[1] == indices.size):
+        raise ValueError("index_add: operand shapes do not match")
     size = out.shape[1]
     if not _in_range(indices, size):
         raise IndexError("index_add: an index is out of range for the axis")
@@ -111,6 +127,8 @@ def index_add(g, indices, out):
 @kernel
 def scatter_add(g, indices, out):
     """out = 0, then out[a, indices[a, j, b], b] += g[a, j, b] for j in order (indices 3-D)."""
+    if not (_rows_match(g, out) and indices.shape == g.shape):
+        raise ValueError("scatter_add: operand shapes do not match")
     size = out.shape[1]
     if not _in_range(indices.reshape(indices.size), size):
         raise IndexError("scatter_add: an index is out of range for the axis")
@@ -193,6 +211,8 @@ def _stable_sort(keys, order, spare_keys, spare_order, descending):
 @kernel
 def sort(x, out):
     """out = x sorted ascending along the middle axis, NaN last (numpy.sort)."""
+    if x.shape != out.shape:
+        raise ValueError("sort: operand shapes do not match")
     outer, size, inner = x.shape
     lane = np.empty(size, x.dtype)
     for a in range(outer):
@@ -207,6 +227,8 @@ def sort(x, out):
 @kernel
 def argsort(x, out):
     """out = the int64 positions that sort x along the middle axis: stable, NaN last."""
+    if x.shape != out.shape:
+        raise ValueError("argsort: operand shapes do not match")
     outer, size, inner = x.shape
     keys = np.empty(size, x.dtype)
     spare_keys = np.empty(size, x.dtype)
@@ -251,6 +273,8 @@ def topk(x, values, indices):
     the largest and equal values keep index order. indices are int64."""
     outer, size, inner = x.shape
     k = values.shape[1]
+    if not (_rows_match(x, values) and values.shape == indices.shape):
+        raise ValueError("topk: operand shapes do not match")
     if k > size:
         raise ValueError("topk: k is larger than the axis")
     if k == 0:
@@ -282,6 +306,8 @@ def topk(x, values, indices):
 @kernel
 def cumsum(x, out):
     """out[a, j, b] = x[a, 0, b] + ... + x[a, j, b], added in order in out's dtype."""
+    if x.shape != out.shape:
+        raise ValueError("cumsum: operand shapes do not match")
     outer, size, inner = x.shape
     for a in range(outer):
         for j in range(size):
@@ -297,10 +323,15 @@ def cumsum(x, out):
 def place(source, out, start):
     """out[a, start + j, b] = source[a, j, b], cast to out's dtype (one concatenate input)."""
     outer, count, inner = source.shape
+    if not (_rows_match(source, out) and start >= 0 and start + count <= out.shape[1]):
+        raise ValueError("concatenate: operand shapes do not match")
+    # each row source[a] is one contiguous run, and so is its place in out[a]
+    rows = source.reshape((outer, count * inner))
+    out_rows = out.reshape((outer, out.shape[1] * inner))
+    first = start * inner
     for a in range(outer):
-        for j in range(count):
-            for b in range(inner):
-                out[a, start + j, b] = source[a, j, b]
+        for j in range(count * inner):
+            out_rows[a, first + j] = rows[a, j]
 
 
 @kernel
@@ -314,6 +345,18 @@ def _masked_strides(shape, mask):
             strides[axis] = stride
             stride *= shape[axis]
     return strides
+
+
+@kernel
+def _walk_fits(walked, other, shape, mask):
+    """Whether `walked` has the elements of `shape` and `other` those of its masked axes."""
+    total = 1
+    masked = 1
+    for axis in range(shape.size):
+        total *= shape[axis]
+        if mask[axis]:
+            masked *= shape[axis]
+    return shape.size == mask.size and walked.size == total and other.size == masked
 
 
 @kernel
@@ -335,6 +378,8 @@ def _advance(index, offset, shape, strides):
 def broadcast_into(source, out, shape, mask):
     """out (flat, C order over `shape`) = source (flat, C order over the masked axes of
     `shape`) broadcast along the unmasked ones. `shape` and `mask` are int64 arrays."""
+    if not _walk_fits(out, source, shape, mask):
+        raise ValueError("broadcast_into: operand shapes do not match")
     if out.size == 0:
         return
     strides = _masked_strides(shape, mask)
@@ -352,6 +397,8 @@ def broadcast_into(source, out, shape, mask):
 def reduce_into(source, out, shape, mask):
     """out (flat, C order over the masked axes of `shape`) = the sum of source (flat, C order
     over `shape`) over the unmasked axes, added in order in out's dtype."""
+    if not _walk_fits(source, out, shape, mask):
+        raise ValueError("reduce_into: operand shapes do not match")
     out.fill(0)
     if source.size == 0:
         return
@@ -361,9 +408,37 @@ def reduce_into(source, out, shape, mask):
     index = np.zeros(shape.size, np.int64)
     offset = 0
     for p in range(0, source.size, inner):
-        for j in range(inner):
-            out[offset + j * step] += source[p + j]
+        if step == 0:  # the last axis is summed: add it up in a register
+            total = out[offset]
+            for j in range(inner):
+                total += source[p + j]
+            out[offset] = total
+        else:
+            for j in range(inner):
+                out[offset + j * step] += source[p + j]
         offset = _advance(index, offset, shape, strides)
+
+
+@kernel
+def _strided_fits(source, out, shape, starts, steps, out_shape):
+    """Whether source has the elements of `shape`, out those of `out_shape`, and every
+    starts + index * steps lies inside out_shape."""
+    rank = shape.size
+    if not (starts.size == rank and steps.size == rank and out_shape.size == rank):
+        return False
+    total = 1
+    out_total = 1
+    for axis in range(rank):
+        total *= shape[axis]
+        out_total *= out_shape[axis]
+    if source.size != total or out.size != out_total:
+        return False
+    for axis in range(rank):
+        last = starts[axis] + (shape[axis] - 1) * steps[axis]
+        inside = 0 <= starts[axis] < out_shape[axis] and 0 <= last < out_shape[axis]
+        if total and not inside:
+            return False
+    return True
 
 
 @kernel
@@ -371,6 +446,8 @@ def place_strided(source, out, shape, starts, steps, out_shape):
     """out[starts + index * steps] = source[index] for every index of `shape` (both arrays
     flat and C-ordered, out over `out_shape`): pad's interior and slice_scatter's slice.
     The int64 arrays `starts` and `steps` hold one in-range start and one step per axis."""
+    if not _strided_fits(source, out, shape, starts, steps, out_shape):
+        raise ValueError("place_strided: the strided part does not fit the output")
     if source.size == 0:
         return
     strides = _masked_strides(out_shape, np.ones(out_shape.size, np.int64))
@@ -577,6 +654,11 @@ def _int_array(items: list[str]) -> str:
     return f"np.array({_tuple(items)}, dtype=np.int64)"
 
 
+def _emit_fill(e: Emitter, node: Node, value: str) -> None:
+    # through a flat view: numba has no fill() for 0-d arrays
+    e.line(f"{_out_view(e, node, 0, _tuple([_product(e, node.type.shape)]))}.fill({value})")
+
+
 def _emit_place(e: Emitter, node: Node, source: Value, starts: list[str], steps: list[int]) -> None:
     """out[starts + index * steps] = source[index], source walked in C order; rank 0 as 1."""
     shape = e.type_of(source).shape
@@ -597,7 +679,7 @@ def _emit_place(e: Emitter, node: Node, source: Value, starts: list[str], steps:
 @emits("pad")
 def emit_pad(e: Emitter, node: Node) -> None:
     (x,) = node.inputs
-    e.line(f"{e.out(node)}.fill({_literal(node.attrs['value'], node.type.dtype)})")
+    _emit_fill(e, node, _literal(node.attrs["value"], node.type.dtype))
     befores = [str(before) for before, _after in node.attrs["pad_width"]]
     _emit_place(e, node, x, befores, [1] * len(befores))
 
@@ -614,7 +696,7 @@ def _slice_start(e: Emitter, size: Dim, start: int | None, step: int) -> str:
 @emits("slice_scatter")
 def emit_slice_scatter(e: Emitter, node: Node) -> None:
     g, _like = node.inputs
-    e.line(f"{e.out(node)}.fill(0)")
+    _emit_fill(e, node, "0")
     bounds = zip(node.type.shape, node.attrs["starts"], node.attrs["steps"], strict=True)
     starts = [_slice_start(e, size, start, step) for size, start, step in bounds]
     _emit_place(e, node, g, starts, list(node.attrs["steps"]))

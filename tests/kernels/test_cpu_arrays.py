@@ -183,7 +183,7 @@ def sample(rng: np.random.Generator, shape: Sequence[int], dtype: str) -> np.nda
     """Small values with many ties; floats also get NaN, infinities and both zeros."""
     if dtype == "bool":
         return rng.random(shape) < 0.5
-    values = rng.integers(-4, 5, shape).astype(dtype)
+    values = np.asarray(rng.integers(-4, 5, shape).astype(dtype))
     if dtype in FLOATS and values.size:
         flat = values.reshape(-1)
         specials = np.array([np.nan, -0.0, 0.0, np.inf, -np.inf, np.nan, 0.5], dtype)
@@ -194,7 +194,7 @@ def sample(rng: np.random.Generator, shape: Sequence[int], dtype: str) -> np.nda
 
 def normal(rng: np.random.Generator, shape: Sequence[int], dtype: str) -> np.ndarray:
     if dtype in FLOATS:
-        return rng.standard_normal(shape).astype(dtype)
+        return np.asarray(rng.standard_normal(shape).astype(dtype))
     return sample(rng, shape, dtype)
 
 
@@ -214,15 +214,14 @@ def strided(array: np.ndarray) -> np.ndarray:
     return np.repeat(array, 2, axis=-1)[..., ::2]
 
 
-# Every compile costs about half a second, so the cases are chosen to share them: every
-# dtype once, with the non-contiguous layouts spread among the dtypes, and symbolic sizes
+# Every compile costs about half a second, so the cases are chosen to share them: the sweeps
+# over shapes run in float64 (int64 indices), the dtype cases add one float32, one int32 and
+# one bool case, with the non-contiguous layouts spread among them; and sizes are symbolic
 # wherever one compiled function can serve many shapes.
 DTYPE_LAYOUTS = [
     pytest.param("float32", transposed, id="float32-transposed"),
-    pytest.param("float64", strided, id="float64-strided"),
-    pytest.param("int32", contiguous, id="int32"),
-    pytest.param("int64", transposed, id="int64-transposed"),
-    pytest.param("bool", strided, id="bool-strided"),
+    pytest.param("int32", strided, id="int32-strided"),
+    pytest.param("bool", contiguous, id="bool"),
 ]
 INDEX_DTYPES = {"float32": np.int32, "int32": np.int32, "bool": np.int32}
 
@@ -255,7 +254,7 @@ def test_take_sweep(rng: np.random.Generator) -> None:
         indices = rng.integers(-size, size, 4) if size else np.zeros(0, np.int64)
         check("take", [sample(rng, shape, "float64"), indices], {"axis": axis}, symbolic=True)
     x = sample(rng, (2, 5, 3), "float64")
-    for index_shape in [(), (2, 3), (0, 2)]:  # index arrays of other ranks
+    for index_shape in [(), (2, 3), (0, 3)]:  # index arrays of other ranks
         check("take", [x, rng.integers(-5, 5, index_shape)], {"axis": 1}, symbolic=True)
 
 
@@ -286,9 +285,8 @@ def index_add_inputs(rng, shape, axis, index_shape, dtype="float64"):
 def test_index_add_sweep(rng: np.random.Generator) -> None:
     for shape, axis in sweep():
         check("index_add", index_add_inputs(rng, shape, axis, (5,)), {"axis": axis}, symbolic=True)
-    for index_shape in [(), (2, 3)]:
-        inputs = index_add_inputs(rng, (2, 4, 3), 1, index_shape)
-        check("index_add", inputs, {"axis": 1}, symbolic=True)
+    inputs = index_add_inputs(rng, (2, 4, 3), 1, (2, 3))  # indices of rank 2
+    check("index_add", inputs, {"axis": 1}, symbolic=True)
 
 
 @pytest.mark.parametrize(("dtype", "layout"), DTYPE_LAYOUTS)
@@ -341,7 +339,7 @@ def test_take_along_axis_broadcasts(rng: np.random.Generator) -> None:
 def test_take_along_axis_dtypes(rng: np.random.Generator, dtype: str, layout: Callable) -> None:
     x = sample(rng, (3, 5), dtype)
     indices = rng.integers(-5, 5, (3, 4)).astype(index_dtype(dtype))
-    broadcast = dtype in ("float64", "int64")
+    broadcast = dtype == "int32"
     check("take_along_axis", [layout(x), layout(indices)], {"axis": 1, "broadcast": broadcast})
 
 
@@ -394,7 +392,7 @@ def test_scatter_add_static_and_out_of_range(rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("op", ["sort", "argsort", "cumsum"])
 def test_along_axis_sweep(rng: np.random.Generator, op: str) -> None:
     for shape, axis in sweep():
-        check(op, [sample(rng, shape, "float32")], {"axis": axis}, symbolic=True)
+        check(op, [sample(rng, shape, "float64")], {"axis": axis}, symbolic=True)
     check(op, [sample(rng, (3, 4), "int64")], {"axis": 0})  # static sizes
 
 
@@ -437,9 +435,8 @@ def test_topk_ties_nans_and_the_full_sort(rng: np.random.Generator) -> None:
     outputs, _ = run("topk", [x], {"k": 6, "axis": 0}, symbolic=True)
     np.testing.assert_array_equal(outputs[1], [1, 5, 2, 3, 7, 0])  # NaN largest, ties in order
     # k above SMALL_K: the whole axis sorted
-    for k in (17, 40):
-        check("topk", [np.tile(x, 5)], {"k": k, "axis": 0}, symbolic=True)
-        check("topk", [sample(rng, (2, 50, 2), "int32")], {"k": k, "axis": 1}, symbolic=True)
+    check("topk", [np.tile(x, 5)], {"k": 17, "axis": 0}, symbolic=True)
+    check("topk", [sample(rng, (2, 50, 2), "int64")], {"k": 40, "axis": 1}, symbolic=True)
 
 
 def test_topk_k_larger_than_a_symbolic_axis(rng: np.random.Generator) -> None:
@@ -486,34 +483,33 @@ def test_concatenate_promotes(rng: np.random.Generator) -> None:
 
 # pad and slice_scatter
 
-PAD_VALUES = {"float32": float("-inf"), "float64": float("nan"), "int32": 1.5, "int64": -1}
+PAD_VALUES = {"float32": float("nan"), "int32": 1.5, "bool": -1}
 
 
 def test_pad_sweep(rng: np.random.Generator) -> None:
     for rank, shapes in SWEEP.items():
         pad_width = ((2, 1), (0, 3), (1, 0))[:rank]
         for shape in shapes:
-            attrs = {"pad_width": pad_width, "value": 7}
-            check("pad", [sample(rng, shape, "int32")], attrs, symbolic=True)
+            attrs = {"pad_width": pad_width, "value": float("-inf")}
+            check("pad", [sample(rng, shape, "float64")], attrs, symbolic=True)
     attrs = {"pad_width": ((0, 0), (2, 1)), "value": 0}
     check("pad", [sample(rng, (2, 3), "float64")], attrs)  # static sizes
 
 
 @pytest.mark.parametrize(("dtype", "layout"), DTYPE_LAYOUTS)
 def test_pad_dtypes(rng: np.random.Generator, dtype: str, layout: Callable) -> None:
-    attrs = {"pad_width": ((1, 2), (0, 3)), "value": PAD_VALUES.get(dtype, True)}
+    attrs = {"pad_width": ((1, 2), (0, 3)), "value": PAD_VALUES[dtype]}
     for shape in [(3, 4), (0, 2)]:
         check("pad", [layout(sample(rng, shape, dtype))], attrs, symbolic=True)
 
 
 # (like shape, starts, stops, steps), each with one dtype and layout of g
 SLICES = [
-    ((5,), (1,), (4,), (1,), "float32", transposed),
     ((5,), (None,), (None,), (-1,), "float64", strided),
     ((5,), (-2,), (None,), (-2,), "int32", contiguous),
     ((5,), (10,), (-10,), (-3,), "int64", strided),
     ((5,), (3,), (1,), (1,), "bool", contiguous),
-    ((0,), (None,), (None,), (2,), "float64", contiguous),
+    ((), (), (), (), "float32", contiguous),
     ((3, 4), (0, None), (None, 1), (2, -1), "bool", strided),
     ((3, 4), (-1, 1), (0, -1), (-1, 2), "float32", transposed),
     ((2, 3, 4), (None, 1, -3), (None, None, 4), (1, 1, 2), "int64", transposed),
@@ -523,7 +519,7 @@ SLICES = [
 
 @pytest.mark.parametrize("symbolic", [True, False])
 def test_slice_scatter(rng: np.random.Generator, symbolic: bool) -> None:
-    cases = SLICES if symbolic else SLICES[6:8]
+    cases = SLICES if symbolic else SLICES[4:6]
     for shape, starts, stops, steps, dtype, layout in cases:
         like = np.zeros(shape, np.int8)
         index = tuple(slice(*b) for b in zip(starts, stops, steps, strict=True))
@@ -534,21 +530,18 @@ def test_slice_scatter(rng: np.random.Generator, symbolic: bool) -> None:
 
 # tile, untile and sum_to: (shape of x or like, reps), each with one dtype and layout
 TILES = [
-    ((4,), (3,), "float32", contiguous),
     ((4,), (2, 3), "float64", strided),
-    ((2, 3), (2,), "int32", transposed),
     ((2, 3), (1, 1, 2), "int64", strided),
     ((2, 3, 2), (2, 1, 3), "bool", transposed),
-    ((2, 0), (2, 3), "float64", contiguous),
-    ((2, 3), (0, 2), "float32", contiguous),
+    ((2, 0), (2, 3), "float32", contiguous),
     ((), (2, 2), "float64", contiguous),
-    ((2, 3), (), "bool", strided),
+    ((2, 3), (), "int32", transposed),
 ]
 
 
 @pytest.mark.parametrize("symbolic", [True, False])
 def test_tile_and_untile(rng: np.random.Generator, symbolic: bool) -> None:
-    for shape, reps, dtype, layout in TILES if symbolic else TILES[2:3]:
+    for shape, reps, dtype, layout in TILES if symbolic else TILES[1:2]:
         x = normal(rng, shape, dtype)
         check("tile", [layout(x)], {"reps": reps}, symbolic=symbolic)
         g = normal(rng, np.tile(x, reps).shape, dtype)
@@ -558,15 +551,12 @@ def test_tile_and_untile(rng: np.random.Generator, symbolic: bool) -> None:
 # (g shape, like shape, dtype, layout): sums over leading axes, size-1 axes of like, both,
 # and none
 SUMS = [
-    ((4, 3), (3,), "float32", transposed),
     ((4, 3), (1, 3), "float64", strided),
     ((4, 3), (4, 1), "int32", contiguous),
     ((4, 3), (), "bool", strided),
     ((2, 3, 4), (3, 1), "int64", transposed),
-    ((2, 3, 4), (1, 3, 1), "float64", contiguous),
-    ((2, 3, 4), (2, 3, 4), "float32", strided),
+    ((2, 3, 4), (1, 3, 1), "float32", contiguous),
     ((2, 1, 4), (1, 1, 4), "float64", transposed),
-    ((0, 3), (3,), "float64", contiguous),
     ((3, 0), (1, 0), "float64", contiguous),
     ((), (), "float64", contiguous),
 ]
@@ -575,7 +565,34 @@ SUMS = [
 @pytest.mark.parametrize("symbolic", [True, False])
 def test_sum_to(rng: np.random.Generator, symbolic: bool) -> None:
     # symbolic: whether like's axis of size 1 is summed is decided at run time
-    for g_shape, like_shape, dtype, layout in SUMS if symbolic else SUMS[1:5]:
+    for g_shape, like_shape, dtype, layout in SUMS if symbolic else SUMS[:4]:
         g = normal(rng, g_shape, dtype)
         like = np.zeros(like_shape, np.int8)
         check("sum_to", [layout(g), like], symbolic=symbolic, rtol=1e-6)
+
+
+def test_kernels_refuse_operands_that_do_not_fit() -> None:
+    """Shapes the type rules guarantee, checked again: a mismatch raises, never reaches
+    outside an array."""
+    x, indices = np.zeros((2, 5, 3)), np.zeros(4, np.int64)
+    calls = [
+        lambda: arrays.take(x, indices, np.zeros((2, 3, 3))),
+        lambda: arrays.take_along_axis(x, np.zeros((2, 4, 3), np.int64), np.zeros((2, 4, 2))),
+        lambda: arrays.scatter_add(x, np.zeros((2, 5, 2), np.int64), np.zeros((2, 4, 3))),
+        lambda: arrays.sort(x, np.zeros((2, 5, 2))),
+        lambda: arrays.place(x, np.zeros((2, 7, 3)), 3),
+        lambda: arrays.broadcast_into(
+            np.zeros(4), np.zeros(12), np.array([3, 5]), np.array([0, 1])
+        ),
+        lambda: arrays.place_strided(
+            np.zeros(4),
+            np.zeros(20),
+            np.array([2, 2]),
+            np.array([4, 3]),
+            np.array([1, 1]),
+            np.array([5, 4]),
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"match|fit"):
+            call()

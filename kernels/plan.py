@@ -39,16 +39,6 @@ class Buffer:
     dtype: np.dtype
     sized_like: TensorType
 
-    def nbytes_terms(self) -> tuple[int, tuple[Sym, ...]]:
-        """The buffer's size as (constant factor in bytes, run-time dims to multiply)."""
-        constant, syms = self.dtype.itemsize, []
-        for d in self.sized_like.shape:
-            if isinstance(d, Sym):
-                syms.append(d)
-            else:
-                constant *= d
-        return constant, tuple(syms)
-
 
 @dataclass(frozen=True)
 class Program:

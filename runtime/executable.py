@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import IndexOutOfRangeError, InputError
-from graphc.kernels.cpu.codegen import Generated, module_name
+from graphc.kernels.cpu.codegen import FEED_SHAPE_ERROR, Generated, module_name
 from graphc.runtime import cache
 from graphc.types import Sym
 
-FEED_SHAPE_ERROR = "graphc: a feed has the wrong shape"
 _EMPTY_DIMS = np.zeros(0, np.int64)
 _EMPTY_ARENA = np.zeros(0, np.uint8)
 _UPDATE_LOCK = threading.Lock()

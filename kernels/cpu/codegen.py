@@ -30,6 +30,7 @@ from graphc.printer import format_node
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
+FEED_SHAPE_ERROR = "graphc: a feed has the wrong shape"  # the runtime re-validates on it
 CHUNKS = 64  # a parallel loop is split into at most this many pieces, shared by the threads
 CONTIGUOUS_VIEWS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
 HEADER = '''"""graphc generated module: {what} (see Function.source)."""
@@ -45,8 +46,6 @@ from graphc.kernels.cpu import vmath as vm
 
 
 def _header(what: str) -> str:
-    from graphc.kernels.cpu import ops  # noqa: F401  (registers every emitter and library)
-
     aliases = sorted(emit.LIBRARIES.items())
     libraries = "\n".join(f"import {module} as {alias}" for alias, module in aliases)
     return HEADER.replace("{what}", what).replace("{libraries}", libraries)
@@ -232,7 +231,7 @@ def _bind_sources(w: Writer, params: list[str]) -> None:
         for axis, d in enumerate(node.types[0].shape):
             if isinstance(d, int):
                 w.line(f"if {name}.shape[{axis}] != {d}:")
-                w.line('    raise ValueError("graphc: a feed has the wrong shape")')
+                w.line(f'    raise ValueError("{FEED_SHAPE_ERROR}")')
         w.names[Value(node_id)] = name
         w.contiguous[Value(node_id)] = True
     for k, node_id in enumerate(program.variables):
@@ -269,7 +268,7 @@ def _returns(w: Writer) -> tuple[list[str], tuple[Value, ...], tuple[int, ...]]:
 
 def generate(program: planning.Program, *, parallel: bool, min_parallel: int) -> Generated:
     """The module source of `program` (see the module docstring)."""
-    from graphc.kernels.cpu import ops  # noqa: F401  (registers every emitter)
+    from graphc.kernels.cpu import ops  # noqa: F401  (registers every emitter and library)
 
     w = Writer(program, parallel, min_parallel)
     params: list[str] = []
@@ -449,7 +448,3 @@ def emit_loop(
         w.call_chunked(call, w.size(out_type), w.size(out_type))
     else:
         w.call_chunked(call, w.dim(shape[0]), w.size(out_type))
-
-
-def source_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -126,13 +126,6 @@ def fsign(a):
 
 
 @kernel
-def matmul_into(a, b, out, row_lo, row_hi):
-    """out[row_lo:row_hi] = a[row_lo:row_hi] @ b for float 2-D operands (BLAS)."""
-    if row_hi > row_lo:
-        np.dot(a[row_lo:row_hi], b, out[row_lo:row_hi])
-
-
-@kernel
 def matmul_loops(a, b, out):
     """out = a @ b for 2-D operands of any dtype numpy's matmul takes (ints, bools)."""
     m, k = a.shape

@@ -161,8 +161,7 @@ def _function(spec: LoopSpec, comment: str, pre: list[str], lines: list[str]) ->
     params += [f"r{r}" for r in range(len(spec.results))]
     head = [DECORATOR, f"def {spec.name}({', '.join([*params, 'lo', 'hi', 'n'])}):"]
     head.append(f"    # {comment}")
-    seen: set[str] = set()
-    unique_pre = [p for p in pre if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
+    unique_pre = list(dict.fromkeys(pre))  # hoisted statements, each once, in order
     return "\n".join(head + _indent(unique_pre + lines, 1)) + "\n"
 
 

@@ -232,8 +232,7 @@ class Function:
         empty for device="reference", which runs the numpy reference interpreter."""
         if self._executable is None:
             return ""
-        generated = self._executable.generated
-        return "\n\n".join([*generated.kernels, generated.source])
+        return self._executable.generated.source
 
     def _checked_feeds(self, feeds: tuple[Any, ...]) -> tuple[list[np.ndarray], dict[Sym, int]]:
         """The executable's slow path: full validation, converted feeds, every size."""

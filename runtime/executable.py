@@ -37,6 +37,7 @@ from graphc.types import Sym
 _EMPTY_DIMS = np.zeros(0, np.int64)
 _EMPTY_ARENA = np.zeros(0, np.uint8)
 _UPDATE_LOCK = threading.Lock()
+_COMPILE_LOCK = threading.Lock()
 _MAX_SHAPE_KEYS = 256
 
 
@@ -56,8 +57,6 @@ class Executable:
     ) -> None:
         self.source = generated.source
         self.generated = generated
-        for kernel in generated.kernels:
-            cache.load(kernel, module_name(kernel))
         module = cache.load(generated.source, module_name(generated.source))
         self._entry = module.entry
         self._arena_bytes = module.arena_bytes
@@ -160,15 +159,22 @@ class Executable:
                 self._bound.clear()
             self._bound[tuple(a.shape for a in arrays)] = (dims, need)
         states = [v.get_state() for v in self._variables]
+        args = (*self._leading(dims, need), *arrays, *states, *self._constants)
         try:
-            result = self._entry(*self._leading(dims, need), *arrays, *states, *self._constants)
+            if self._compiled:
+                result = self._entry(*args)
+            else:
+                # numba refuses a disabled dispatcher before it looks for a compiled
+                # signature: threads racing the first compile wait here instead
+                with _COMPILE_LOCK:
+                    result = self._entry(*args)
+                    if not self._compiled:
+                        self._entry.disable_compile()
+                        self._compiled = True
         except ValueError as error:
             raise InputError(str(error)) from None
         except IndexError as error:
             raise IndexOutOfRangeError(str(error)) from None
-        if not self._compiled:
-            self._entry.disable_compile()
-            self._compiled = True
         return self._finish(result)
 
     def _finish(self, result: Any) -> list[np.ndarray]:

@@ -1,12 +1,17 @@
 """The CPU code generator: a kernel program becomes one Python module of numba code.
 
-Part of graphc.kernels. The module holds one `@numba.njit` function per loop kernel
-(a fused group, or a single elementwise op or reduction) and one entry function,
+Part of graphc.kernels. The module holds one `@numba.njit` function, the entry,
 `entry(dims, arena, *inputs, *variables, *constants)`, that binds sizes, carves
-temporaries out of the arena, calls the kernels in order and returns the fetched
-values followed by the new variable states that were not computed in place. Above
-each statement of the entry is the IR line it implements. A call of a compiled
-graph is one numba dispatch of `entry`.
+temporaries out of the arena, runs the kernels in order and returns the fetched
+values followed by the new variable states that were not computed in place. Each
+loop kernel (a fused group, or a single elementwise op or reduction) is written as
+a function (loops.py) and pasted into the entry (inline.py): numba compiles a graph
+as one function, not one per kernel. Above each statement of the entry is the IR
+line it implements. A call of a compiled graph is one numba dispatch of `entry`.
+
+Kernels that may be large run by chunks of rows in a `prange`; row-wise neighbours
+share one (see _expand). Heavy numpy calls (array views of the arena, BLAS) go
+through small helpers in lib.py, compiled and cached once per signature.
 
 Besides the entry the module defines `arena_bytes(dims)`, plain Python, which the
 runtime calls once per new set of feed shapes to size the arena.
@@ -25,13 +30,25 @@ import numpy as np
 
 from graphc.ir import Node, Value
 from graphc.kernels import plan as planning
-from graphc.kernels.cpu import emit, loops
+from graphc.kernels.cpu import emit, inline, loops
 from graphc.printer import format_node
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
 FEED_SHAPE_ERROR = "graphc: a feed has the wrong shape"  # the runtime re-validates on it
 CHUNKS = 64  # a parallel loop is split into at most this many pieces, shared by the threads
+# numba turns only the explicit prange loop into parallel code, nothing else
+PARALLEL_OPTIONS = {
+    "prange": True,
+    "numpy": False,
+    "reduction": False,
+    "setitem": False,
+    "stencil": False,
+    "fusion": False,
+    "inplace_binop": False,
+}
+MAX_PARALLEL = 4  # a graph with at most this many chunkable kernels runs them all in parallel
+PARALLEL_WEIGHT = 256  # else only those with this many elements per run-time size unit
 CONTIGUOUS_VIEWS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
 HEADER = '''"""graphc generated module: {what} (see Function.source)."""
 
@@ -57,17 +74,11 @@ def module_name(source: str) -> str:
     return "graphc_" + hashlib.sha256(source.encode()).hexdigest()[:24]
 
 
-def kernel_module(functions: str) -> str:
-    """A kernel module: the header, then the kernel's functions; `kernel` is the entry."""
-    return _header("one loop kernel") + "\n\n" + functions.rstrip("\n") + "\n"
-
-
 @dataclass(frozen=True)
 class Generated:
     """A generated module: its source, digest, and what the runtime needs to call it."""
 
     source: str  # the entry module
-    kernels: tuple[str, ...]  # the kernel modules it imports, loaded first
     program: planning.Program
     returns: tuple[Value, ...]  # what entry returns, in order: outputs, then new states
     new_states: tuple[int, ...]  # variable node ids whose new array entry returns
@@ -86,12 +97,12 @@ class Writer:
         self.parallel = parallel
         self.min_parallel = min_parallel
         self.lines: list[str] = []
-        self.kernels: list[str] = []  # kernel module sources
-        self.imports: list[tuple[str, str]] = []  # (kernel module source, alias)
         self.names: dict[Value, str] = {}
         self.contiguous: dict[Value, bool] = {}
         self.used: set[Value] = set()  # values some statement reads
-        self.uses_prange = False
+        self.chunked: list[_Chunked] = []  # kernels that may run by chunks (see _expand)
+        self.hoistable: set[int] = set()  # lines binding an output's storage
+        self.inliner = inline.Inliner()
         self._counter = 0
 
     # ---- the Emitter protocol
@@ -115,6 +126,12 @@ class Writer:
 
     def shape(self, tensor_type: TensorType) -> str:
         dims = [self.dim(d) for d in tensor_type.shape]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+    def sizes(self, tensor_type: TensorType) -> str:
+        """The shape as a tuple whose items are never numba literals: a library function
+        called with literal ints would be compiled again for every value."""
+        dims = [f"np.intp({d})" if isinstance(d, int) else self.dim(d) for d in tensor_type.shape]
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
     def type_of(self, value: Value) -> TensorType:
@@ -141,16 +158,6 @@ class Writer:
             return name  # (numba's ascontiguousarray makes a 0-d array 1-d)
         return f"np.ascontiguousarray({name})"
 
-    def kernel(self, source: str) -> str:
-        """Add a kernel module (its functions' source) and return the name the entry
-        calls its `kernel` function by. Identical kernels of any graph share one
-        module, compiled once."""
-        text = kernel_module(source)
-        alias = f"k{len(self.kernels)}"
-        self.kernels.append(text)
-        self.imports.append((text, alias))
-        return alias
-
     def size(self, tensor_type: TensorType) -> str:
         """The element count: an int literal when every dim is known."""
         known = 1
@@ -164,23 +171,203 @@ class Writer:
             return str(known)
         return " * ".join(factors if known == 1 else [str(known), *factors])
 
-    def call_chunked(self, call: str, extent: str, work: str) -> None:
-        """Run `call` (a format string with `{lo}` and `{hi}`) over [0, extent), split
-        across threads when compiled for it and the work is big enough."""
+    def run_kernel(
+        self,
+        source: str,
+        args: list[str],
+        extent: str,
+        work: str,
+        n: str,
+        *,
+        chunkable: bool = True,
+        node: Node | None = None,
+        rows: bool = True,
+    ) -> None:
+        """Run the `kernel` function of `source` (loop kernel functions; see loops.py) with
+        `args` over [0, extent) of its first loop. Its body is pasted into the entry
+        (inline.py). A `chunkable` kernel whose work may be large can be split across
+        threads; which ones are is decided once the whole entry is known (_expand).
+        `rows`: chunk index i is row i of the node's outputs (it is in a flat loop over
+        anything but a column), so it may share a `prange` with its row-wise neighbours."""
         small = work.isdigit() and int(work) < self.min_parallel
-        if not self.parallel or small:
-            self.line(call.format(lo="0", hi=extent))
+        if not (self.parallel and chunkable) or small:
+            self.lines += self.inliner.statements(source, [*args, "0", extent, n])
             return
-        self.uses_prange = True
-        n, step = self.temp("n"), self.temp("step")
-        self.line(f"{n} = {extent}")
-        self.line(f"if {n} > 1 and {work} >= {self.min_parallel}:")
+        line = len(self.lines)
+        self.chunked.append(_Chunked(source, args, extent, work, n, line, node, rows))
+        self.lines.append("")  # replaced by _expand
+
+
+@dataclass(frozen=True)
+class _Chunked:
+    """A kernel call that may run by chunks on several threads, and where it goes."""
+
+    source: str
+    args: list[str]
+    extent: str
+    work: str
+    n: str
+    line: int
+    node: Node | None = None  # whose inputs it reads and outputs it writes
+    rows: bool = False  # chunk i is row i of its outputs (only with a node)
+
+    @property
+    def weight(self) -> int:
+        """The work's known factor: 10 for `10 * d0`."""
+        known = 1
+        for factor in self.work.split(" * "):
+            if factor.isdigit():
+                known *= int(factor)
+        return known
+
+
+def _expand(w: Writer) -> list[str]:
+    """The entry's statements with each chunkable kernel written serially or in parallel.
+
+    Row-wise neighbours (see _groups) share one `prange`: each thread runs all of them
+    over its rows while those rows are in its cache (a softmax: max, exp, sum, divide).
+    Numba compiles every `prange` loop as a function of its own, about a second each
+    on this machine's class, so a graph gets parallel loops only where they pay: all
+    its groups if it has at most MAX_PARALLEL, else those with at least
+    PARALLEL_WEIGHT elements per run-time size unit."""
+    groups = _groups(w)
+    lines: list[str | None] = list(w.lines)
+    for index, group in reversed(list(enumerate(groups))):
+        first, last = group[0].line, group[-1].line
+        weight = max(k.weight for k in group)
+        if len(groups) <= MAX_PARALLEL or weight >= PARALLEL_WEIGHT:
+            hoisted = [lines[i] for i in range(first, last) if i in w.hoistable]
+            comments = {k.line: _comments(lines, first, k.line) for k in group}
+            for i in range(first, last + 1):
+                if i in w.hoistable or lines[i].lstrip().startswith("#") or not lines[i]:
+                    lines[i] = None
+            lines[first] = _parallel_call(w, group, index, hoisted, comments)  # type: ignore[assignment]
+        else:
+            for k in group:
+                lines[k.line] = w.inliner.statements(k.source, [*k.args, "0", k.extent, k.n])  # type: ignore[assignment]
+    out: list[str] = []
+    for line in lines:
+        if isinstance(line, list):
+            out += line
+        elif line is not None:
+            out.append(line)
+    return out
+
+
+def _comments(lines: list, start: int, stop: int) -> list[str]:
+    """The IR comment lines in [start, stop) that belong to the kernel at `stop`."""
+    found: list[str] = []
+    for i in range(stop - 1, start, -1):
+        line = lines[i]
+        if isinstance(line, str) and line.lstrip().startswith("#"):
+            found.insert(0, line)
+        elif isinstance(line, str) and line:
+            continue
+        else:
+            break
+    return found
+
+
+def _groups(w: Writer) -> list[list[_Chunked]]:
+    """Consecutive chunkable kernels that can run chunk by chunk together: the same
+    extent, chunks that are rows of their outputs, nothing between them but comments
+    and output bindings, every value one of them made read by the others only in its
+    own rows, and no two of their values sharing storage unless of the same type (so a
+    row of one is the same bytes as that row of the other)."""
+    groups: list[list[_Chunked]] = []
+    for k in w.chunked:
+        last = groups[-1] if groups else None
+        if last is not None and _joins(w, last, k):
+            last.append(k)
+        else:
+            groups.append([k])
+    return groups
+
+
+def _joins(w: Writer, group: list[_Chunked], k: _Chunked) -> bool:
+    previous = group[-1]
+    if not (k.rows and previous.rows and k.node and previous.node):
+        return False
+    if k.extent != previous.extent:
+        return False
+    between = range(previous.line + 1, k.line)
+    if any(not (i in w.hoistable or w.lines[i].lstrip().startswith("#")) for i in between):
+        return False
+    made = {v for m in group for v in m.node.outputs}  # type: ignore[union-attr]
+    return _reads_own_rows(w, k, made) and _storage_agrees(w, [*group, k], made)
+
+
+def _reads_own_rows(w: Writer, k: _Chunked, made: set[Value]) -> bool:
+    """Whether `k` reads each value in `made` only in the rows it is computing."""
+    out = w.type_of(k.node.outputs[0])  # type: ignore[union-attr]
+    rank = _iteration_rank(w, k)
+    for v in k.node.inputs:  # type: ignore[union-attr]
+        if v in made:
+            t = w.type_of(v)
+            if not t.ndim or t.ndim != rank or not out.ndim or t.shape[0] != out.shape[0]:
+                return False
+    return True
+
+
+def _storage_agrees(w: Writer, members: list[_Chunked], made: set[Value]) -> bool:
+    """Whether values of `members` that share storage all have one type, and none of the
+    values they make is a view (whose rows could be another value's)."""
+    storage: dict[tuple, TensorType] = {}
+    for m in members:
+        for v in (*m.node.inputs, *m.node.outputs):  # type: ignore[union-attr]
+            home = w.program.home.get(v)
+            if home == "view" and v in made:
+                return False
+            if home == "arena":
+                key: tuple = ("arena", w.program.arena_slot[v])
+            elif home == "state":
+                key = ("state", w.program.state_of[v])
+            else:
+                continue
+            if storage.setdefault(key, w.type_of(v)) != w.type_of(v):
+                return False
+    return True
+
+
+def _iteration_rank(w: Writer, k: _Chunked) -> int:
+    """The rank of the kernel's iteration space: its inputs' broadcast rank."""
+    return max([w.type_of(v).ndim for v in k.node.inputs] + [0])  # type: ignore[union-attr]
+
+
+def _parallel_call(
+    w: Writer,
+    group: list[_Chunked],
+    index: int,
+    hoisted: list[str],
+    comments: dict[int, list[str]],
+) -> list[str]:
+    """A `prange` over chunks of [0, extent) running every kernel of `group` on each
+    chunk in turn; one chunk when the work is small."""
+    first = group[0]
+    count, step = f"n_{index}", f"step_{index}"
+    work = " + ".join(f"({k.work})" for k in group) if len(group) > 1 else first.work
+    lines = [
+        *hoisted,
+        f"{count} = {first.extent}",
         # a fixed number of chunks: numba.get_num_threads() would make the entry uncacheable
-        self.line(f"    {step} = ({n} + {CHUNKS - 1}) // {CHUNKS}")
-        self.line(f"    for c in prange(({n} + {step} - 1) // {step}):")
-        self.line(f"        {call.format(lo=f'c * {step}', hi=f'min(c * {step} + {step}, {n})')}")
-        self.line("else:")
-        self.line(f"    {call.format(lo='0', hi=n)}")
+        f"{step} = max(1, ({count} + {CHUNKS - 1}) // {CHUNKS}) "
+        f"if {work} >= {w.min_parallel} else max(1, {count})",
+    ]
+    lo, hi = f"lo_{index}", f"hi_{index}"
+    body = [f"{lo} = c * {step}", f"{hi} = min({lo} + {step}, {count})"]
+    for j, k in enumerate(group):
+        names = []
+        for i, arg in enumerate(k.args):  # evaluated once, not by every chunk
+            if arg.isidentifier():
+                names.append(arg)
+            else:
+                names.append(f"p{index}_{j}_{i}")
+                lines.append(f"p{index}_{j}_{i} = {arg}")
+        if j:
+            body += comments.get(k.line, [])
+        body += w.inliner.statements(k.source, [*names, lo, hi, k.n])
+    lines.append(f"for c in prange(({count} + {step} - 1) // {step}):")
+    return lines + ["    " + line for line in body]
 
 
 def _dtype(dtype: np.dtype) -> str:
@@ -193,13 +380,14 @@ def _allocate(w: Writer, value: Value, offsets: dict[int, str]) -> None:
     t = w.type_of(value)
     name = w._name(value)
     home = program.home[value]
+    w.hoistable.add(len(w.lines))  # binding storage reads nothing: may move up (_expand)
     if home == "arena":
         buffer = program.arena_slot[value]
         start = offsets[buffer]
         count = w.size(t)
         w.line(
-            f"{name} = arena[{start}:{start} + {t.dtype.itemsize} * {count}]"
-            f".view({_dtype(t.dtype)}).reshape({w.shape(t)})"
+            f"{name} = lib.carve(arena, {start}, {start} + {t.dtype.itemsize} * {count}, "
+            f"{w.sizes(t)}, {_dtype(t.dtype)})"
         )
     elif home == "state":
         w.line(f"{name} = {w.names[Value(program.state_of[value])]}")
@@ -299,14 +487,13 @@ def generate(program: planning.Program, *, parallel: bool, min_parallel: int) ->
         w.line(f"return {exprs[0]}")
     else:
         w.line("return (" + ", ".join(exprs) + ("," if len(exprs) == 1 else "") + ")")
-    source = _assemble(w, params)
+    source, parallel_loops = _assemble(w, params)
     return Generated(
         source,
-        tuple(w.kernels),
         program,
         values,
         new_states,
-        w.uses_prange,
+        parallel_loops,
         constants,
         *takes,
     )
@@ -323,18 +510,18 @@ def _arena_function(w: Writer) -> list[str]:
     return lines
 
 
-def _assemble(w: Writer, params: list[str]) -> str:
-    imports = "\n".join(
-        f"from {module_name(text)} import kernel as {alias}" for text, alias in w.imports
-    )
-    parts = [_header("the entry function of one graph") + imports]
+def _assemble(w: Writer, params: list[str]) -> tuple[str, bool]:
+    """The entry module's source, and whether it has parallel loops."""
+    parts = [_header("the entry function of one graph")]
     options = 'cache=True, nogil=True, error_model="numpy"'
-    if w.uses_prange:
-        options += ", parallel=True"
-    body = "\n".join("    " + line for line in w.lines)
+    lines = _expand(w)
+    parallel = any(line.lstrip().startswith("for c in prange(") for line in lines)
+    if parallel:
+        options += f", parallel={PARALLEL_OPTIONS}"
+    body = "\n".join("    " + line for line in lines)
     parts.append(f"@numba.njit({options})\ndef entry({', '.join(params)}):\n{body}\n")
     parts.append("\n".join(_arena_function(w)) + "\n")
-    return "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
+    return "\n\n".join(p.rstrip("\n") + "\n" for p in parts), parallel
 
 
 # ------------------------------------------------------------------ loop kernels
@@ -428,23 +615,23 @@ def emit_loop(
         _, axes = spec.reduction  # type: ignore[misc]
         kept = TensorType(out_type.dtype, tuple(d for k, d in enumerate(shape) if k not in axes))
         args.append(f"{w.out(node)}.reshape({w.shape(kept)})")
-        alias = w.kernel(loops.reduction_source(spec, comment))
-        call = (
-            f"{alias}({', '.join(args)}, {{lo}}, {{hi}}, {w.shape(TensorType(kept.dtype, shape))})"
-        )
+        source = loops.reduction_source(spec, comment)
+        n = w.shape(TensorType(kept.dtype, shape))
         if shape and 0 not in axes and not spec.flat:
-            w.call_chunked(call, w.dim(shape[0]), w.size(TensorType(out_type.dtype, shape)))
+            work = w.size(TensorType(out_type.dtype, shape))
+            w.run_kernel(source, args, w.dim(shape[0]), work, n, node=node)
         else:
-            w.line(call.format(lo="0", hi=w.dim(shape[0]) if shape else "1"))
+            w.run_kernel(source, args, w.dim(shape[0]) if shape else "1", "0", n)
         return
     shape = out_type.shape
     spec = loop_spec(w, name, operands, body, results, shape)
     args += [w.out(node, i) for i in range(len(results))]
-    alias = w.kernel(loops.elementwise_source(spec, comment))
-    call = f"{alias}({', '.join(args)}, {{lo}}, {{hi}}, {w.shape(out_type)})"
+    source = loops.elementwise_source(spec, comment)
+    n = w.shape(out_type)
     if not shape:
-        w.line(call.format(lo="0", hi="1"))
+        w.run_kernel(source, args, "1", "0", n)
     elif spec.flat:
-        w.call_chunked(call, w.size(out_type), w.size(out_type))
+        rows = all(d == 1 for d in shape[1:])  # a column: flat index i is row i
+        w.run_kernel(source, args, w.size(out_type), w.size(out_type), n, node=node, rows=rows)
     else:
-        w.call_chunked(call, w.dim(shape[0]), w.size(out_type))
+        w.run_kernel(source, args, w.dim(shape[0]), w.size(out_type), n, node=node)

@@ -178,3 +178,26 @@ def argextreme3(x, out, find_max):
                         best = p
                         value = v
             out[i, j] = best
+
+
+@kernel
+def carve(arena, start, stop, shape, dtype):
+    """Bytes [start, stop) of the arena as a C-contiguous array of `shape` and `dtype`.
+
+    One compiled helper per dtype and rank: written inline, each view and reshape
+    cost the entry's compile about 50 ms."""
+    return arena[start:stop].view(dtype).reshape(shape)
+
+
+@kernel
+def dot_rows(a, b, out, start, stop):
+    """out[: stop - start] = a[start:stop] @ b (BLAS), for a matmul run by row panels;
+    rows of an F-ordered `a` (a transpose) are copied first, one panel at a time."""
+    np.dot(np.ascontiguousarray(a[start:stop]), b, out[: stop - start])
+
+
+@kernel
+def scratch(rows, cols, dtype):
+    """A new (rows, cols) array. A call numba cannot hoist: an `np.empty` in a prange
+    body may be moved out of the loop and shared by the threads."""
+    return np.empty((rows, cols), dtype)

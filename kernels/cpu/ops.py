@@ -267,18 +267,19 @@ def _panel_kernel(
             loops.DECORATOR,
             f"def kernel({', '.join(inputs + outs)}, lo, hi, n):",
             f"    # a{ia} @ a{ib} by panels of {PANEL} rows, each finished by the epilogue",
-            f"    left = np.ascontiguousarray(a{ia})",
-            f"    mm = np.empty((min({PANEL}, hi - lo), a{ib}.shape[1]), {dtype})",
+            f"    mm = lib.scratch(min({PANEL}, hi - lo), a{ib}.shape[1], {dtype})",
             f"    for start in range(lo, hi, {PANEL}):",
             f"        stop = min(start + {PANEL}, hi)",
-            f"        np.dot(left[start:stop], a{ib}, mm[: stop - start])",
+            f"        lib.dot_rows(a{ia}, a{ib}, mm, start, stop)",
             f"        epilogue({', '.join([*inputs, 'mm', *outs])}, start, stop, n)",
         ]
     )
-    alias = w.kernel(loops.elementwise_source(spec, f"matmul -> {steps}") + "\n\n" + panel)
+    source = loops.elementwise_source(spec, f"matmul -> {steps}") + "\n\n" + panel
     args = [w.arg(v) for v in node.inputs]
     args[ia] = _converted(w, node.inputs[ia], product.dtype)
     args[ib] = _converted(w, node.inputs[ib], product.dtype)
     args += [w.out(node, i) for i in range(len(results))]
-    call = f"{alias}({', '.join(args)}, {{lo}}, {{hi}}, {w.shape(product)})"
-    w.call_chunked(call, w.dim(product.shape[0]), w.size(product))
+    # not split across threads: BLAS runs each panel's product on its own threads
+    w.run_kernel(
+        source, args, w.dim(product.shape[0]), w.size(product), w.shape(product), chunkable=False
+    )

@@ -138,7 +138,9 @@ def test_source_shows_the_ir_above_each_statement() -> None:
     f = gc.function([x], gc.relu(x @ np.ones((3, 2), np.float32)) + 1.0, device="cpu")
     source = f.source
     assert "def entry(" in source
-    assert "def kernel(" in source
+    assert source.count("@numba.njit") == 1  # the kernels are inlined: one compiled function
+    assert "for " in source  # the epilogue's loop, pasted in
+    assert "lib.dot_rows(" in source
     assert "# %" in source
     assert "matmul" in source
     assert gc.function([x], x * 2, device="reference").source == ""

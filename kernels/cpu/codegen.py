@@ -437,7 +437,7 @@ def _returns(w: Writer) -> tuple[list[str], tuple[Value, ...], tuple[int, ...]]:
     program, g = w.program, w.graph
     exprs, values = [], []
     for i, v in enumerate(g.outputs):
-        name = w.names[v]
+        name = w.arg(v)  # (marks a returned constant as a parameter)
         exprs.append(f"{name}.copy()" if i in program.copied_outputs else name)
         values.append(v)
     fetched = set(g.outputs)
@@ -445,7 +445,7 @@ def _returns(w: Writer) -> tuple[list[str], tuple[Value, ...], tuple[int, ...]]:
     for variable, v in g.updates:
         if program.home[v] == "state":
             continue
-        name = w.names[v]
+        name = w.arg(v)
         fresh = program.home[v] == "fresh" and v not in fetched and v not in seen
         exprs.append(name if fresh else f"np.ascontiguousarray({name}).copy()")
         values.append(v)

@@ -117,11 +117,12 @@ def ipow(a, b):
 
 @inline
 def fsign(a):
-    """numpy.sign on floats: NaN stays NaN, zeros stay zero."""
+    """numpy.sign on floats: NaN stays NaN, zeros stay zero, infinities give 1 or -1
+    (the caller casts the float64 result back to the operand's dtype)."""
     if a > 0:
-        return a - a + 1
+        return 1.0
     if a < 0:
-        return a - a - 1
+        return -1.0
     return a
 
 

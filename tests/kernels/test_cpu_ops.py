@@ -26,7 +26,7 @@ def _dtypes_of(case: opinfo.OpCase) -> list[tuple[str, ...]]:
 
 
 # about 450 compiled functions: minutes of numba compilation, run by `make test-all`
-pytestmark = pytest.mark.slow
+# the whole op table on numba: one compiled function per row, a few minutes on 2 cores
 
 PARAMS = [
     pytest.param(case, dtypes, id=f"{case.id}-{'-'.join(dtypes) or 'none'}")

@@ -125,14 +125,14 @@ class Writer:
         return str(dim) if isinstance(dim, int) else f"d{self.program.slot(dim)}"
 
     def shape(self, tensor_type: TensorType) -> str:
-        dims = [self.dim(d) for d in tensor_type.shape]
-        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        return _tuple([self.dim(d) for d in tensor_type.shape])
 
     def sizes(self, tensor_type: TensorType) -> str:
         """The shape as a tuple whose items are never numba literals: a library function
         called with literal ints would be compiled again for every value."""
-        dims = [f"np.intp({d})" if isinstance(d, int) else self.dim(d) for d in tensor_type.shape]
-        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        return _tuple(
+            [f"np.intp({d})" if isinstance(d, int) else self.dim(d) for d in tensor_type.shape]
+        )
 
     def type_of(self, value: Value) -> TensorType:
         return self.graph.type_of(value)
@@ -179,18 +179,18 @@ class Writer:
         work: str,
         n: str,
         *,
-        chunkable: bool = True,
         node: Node | None = None,
         rows: bool = True,
     ) -> None:
         """Run the `kernel` function of `source` (loop kernel functions; see loops.py) with
         `args` over [0, extent) of its first loop. Its body is pasted into the entry
-        (inline.py). A `chunkable` kernel whose work may be large can be split across
-        threads; which ones are is decided once the whole entry is known (_expand).
+        (inline.py). Given the `node` it computes, a kernel whose work may be large can
+        be split across threads; which ones are is decided once the whole entry is
+        known (_expand).
         `rows`: chunk index i is row i of the node's outputs (it is in a flat loop over
         anything but a column), so it may share a `prange` with its row-wise neighbours."""
         small = work.isdigit() and int(work) < self.min_parallel
-        if not (self.parallel and chunkable) or small:
+        if not self.parallel or node is None or small:
             self.lines += self.inliner.statements(source, [*args, "0", extent, n])
             return
         line = len(self.lines)
@@ -208,8 +208,8 @@ class _Chunked:
     work: str
     n: str
     line: int
-    node: Node | None = None  # whose inputs it reads and outputs it writes
-    rows: bool = False  # chunk i is row i of its outputs (only with a node)
+    node: Node  # whose inputs it reads and outputs it writes
+    rows: bool  # chunk i is row i of its outputs
 
     @property
     def weight(self) -> int:
@@ -286,22 +286,20 @@ def _groups(w: Writer) -> list[list[_Chunked]]:
 
 def _joins(w: Writer, group: list[_Chunked], k: _Chunked) -> bool:
     previous = group[-1]
-    if not (k.rows and previous.rows and k.node and previous.node):
-        return False
-    if k.extent != previous.extent:
+    if not (k.rows and previous.rows) or k.extent != previous.extent:
         return False
     between = range(previous.line + 1, k.line)
     if any(not (i in w.hoistable or w.lines[i].lstrip().startswith("#")) for i in between):
         return False
-    made = {v for m in group for v in m.node.outputs}  # type: ignore[union-attr]
+    made = {v for m in group for v in m.node.outputs}
     return _reads_own_rows(w, k, made) and _storage_agrees(w, [*group, k], made)
 
 
 def _reads_own_rows(w: Writer, k: _Chunked, made: set[Value]) -> bool:
     """Whether `k` reads each value in `made` only in the rows it is computing."""
-    out = w.type_of(k.node.outputs[0])  # type: ignore[union-attr]
+    out = w.type_of(k.node.outputs[0])
     rank = _iteration_rank(w, k)
-    for v in k.node.inputs:  # type: ignore[union-attr]
+    for v in k.node.inputs:
         if v in made:
             t = w.type_of(v)
             if not t.ndim or t.ndim != rank or not out.ndim or t.shape[0] != out.shape[0]:
@@ -314,7 +312,7 @@ def _storage_agrees(w: Writer, members: list[_Chunked], made: set[Value]) -> boo
     values they make is a view (whose rows could be another value's)."""
     storage: dict[tuple, TensorType] = {}
     for m in members:
-        for v in (*m.node.inputs, *m.node.outputs):  # type: ignore[union-attr]
+        for v in (*m.node.inputs, *m.node.outputs):
             home = w.program.home.get(v)
             if home == "view" and v in made:
                 return False
@@ -331,7 +329,7 @@ def _storage_agrees(w: Writer, members: list[_Chunked], made: set[Value]) -> boo
 
 def _iteration_rank(w: Writer, k: _Chunked) -> int:
     """The rank of the kernel's iteration space: its inputs' broadcast rank."""
-    return max([w.type_of(v).ndim for v in k.node.inputs] + [0])  # type: ignore[union-attr]
+    return max([w.type_of(v).ndim for v in k.node.inputs] + [0])
 
 
 def _parallel_call(
@@ -368,6 +366,11 @@ def _parallel_call(
         body += w.inliner.statements(k.source, [*names, lo, hi, k.n])
     lines.append(f"for c in prange(({count} + {step} - 1) // {step}):")
     return lines + ["    " + line for line in body]
+
+
+def _tuple(items: list[str]) -> str:
+    """A tuple expression of `items`: `(a,)` for one."""
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def _dtype(dtype: np.dtype) -> str:

@@ -15,6 +15,7 @@ pasted inside a loop means what the call meant.
 from __future__ import annotations
 
 import ast
+import copy
 
 
 class _Rename(ast.NodeTransformer):
@@ -25,7 +26,7 @@ class _Rename(ast.NodeTransformer):
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
         if node.id in self.bound:
-            return ast.copy_location(_copy_expr(self.bound[node.id]), node)
+            return ast.copy_location(copy.deepcopy(self.bound[node.id]), node)
         if node.id in self.local:
             return ast.copy_location(ast.Name(self.prefix + node.id, node.ctx), node)
         return node
@@ -81,7 +82,7 @@ class Inliner:
         ]
         rename = _Rename(stored | set(params), prefix, bound)
         body = [
-            rename.visit(_copy(stmt))
+            rename.visit(copy.deepcopy(stmt))
             for stmt in fn.body
             if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
         ]  # (a docstring is dropped)
@@ -107,11 +108,3 @@ class Inliner:
                     setattr(stmt, field, self._block(inner, functions))
             new.append(stmt)
         return new
-
-
-def _copy(stmt: ast.stmt) -> ast.stmt:
-    return ast.parse(ast.unparse(stmt)).body[0]
-
-
-def _copy_expr(expr: ast.expr) -> ast.expr:
-    return ast.parse(ast.unparse(expr), mode="eval").body

@@ -279,7 +279,5 @@ def _panel_kernel(
     args[ia] = _converted(w, node.inputs[ia], product.dtype)
     args[ib] = _converted(w, node.inputs[ib], product.dtype)
     args += [w.out(node, i) for i in range(len(results))]
-    # not split across threads: BLAS runs each panel's product on its own threads
-    w.run_kernel(
-        source, args, w.dim(product.shape[0]), w.size(product), w.shape(product), chunkable=False
-    )
+    # no node: never split across threads, BLAS runs each panel's product on its own
+    w.run_kernel(source, args, w.dim(product.shape[0]), w.size(product), w.shape(product))

@@ -76,7 +76,7 @@ def test_a_graph_is_one_compiled_function() -> None:
 
 
 def _chunked(work: str) -> codegen._Chunked:
-    return codegen._Chunked("", [], "d0", work, "(d0,)", 0)
+    return codegen._Chunked("", [], "d0", work, "(d0,)", 0, node=None, rows=False)
 
 
 def test_weight_is_the_known_factor_of_the_work() -> None:

@@ -2,7 +2,10 @@
 
 Part of graphc.passes. Elementwise nodes join a group when they share its
 iteration shape (inputs may broadcast into it) and joining creates no cycle: no
-input from outside the group may depend on the group. A group also absorbs
+input from outside the group may depend on the group. A group whose shape differs
+from the joining node's only in sizes known at run time (`x.0` against
+`broadcast(x.0,y.0)`, equal in the usual case) joins too when nothing outside reads
+its values: the kernel then evaluates them at each broadcast position. A group also absorbs
   - the reduction (sum, prod, max, min) that is the only reader of its one result,
     so `sum(x * x)` reads x once and allocates nothing ("reduction" kind), and
   - the matmul whose result only the group reads, as its epilogue ("matmul" kind).
@@ -20,6 +23,7 @@ from graphc.passes.dce import live_nodes
 from graphc.passes.manager import PassResult, graph_pass
 from graphc.passes.rewrite import Rewriter
 from graphc.registry import lookup
+from graphc.types import Shape
 
 ABSORBED_REDUCTIONS = frozenset({"sum", "prod", "max", "min"})
 
@@ -40,6 +44,7 @@ class _Groups:
         self.group_of: dict[int, int] = {}
         self.members: dict[int, list[Node]] = {}
         self.kind: dict[int, str] = {}
+        self.shape: dict[int, Shape] = {}
         self.position = {n.id: i for i, n in enumerate(g.nodes)}
         self.nodes = g.by_id
 
@@ -50,6 +55,7 @@ class _Groups:
     def start(self, n: Node, kind: str = "elementwise") -> int:
         group = n.id
         self.members[group], self.kind[group] = [], kind
+        self.shape[group] = n.types[0].shape
         self.join(n, group)
         return group
 
@@ -92,22 +98,37 @@ class _Groups:
             self.group_of[m.id] = into
             self.members[into].append(m)
         self.members[into].sort(key=lambda m: self.position[m.id])
-        del self.kind[group]
+        del self.kind[group], self.shape[group]
+
+
+def _differ_in_unknown_sizes(a: Shape, b: Shape) -> bool:
+    """Whether two shapes of one rank differ only where both sizes are known at run time."""
+    return len(a) == len(b) and all(
+        x == y or (not isinstance(x, int) and not isinstance(y, int)) for x, y in zip(a, b)
+    )
 
 
 def _form_elementwise_groups(g: Graph, groups: _Groups) -> None:
     """Each elementwise node joins (and merges) the groups of its producers that share its
     shape, as long as no input from outside the merged group depends on it."""
+    readers = _readers(g)
+
+    def joinable(group: int, n: Node) -> bool:
+        if groups.shape[group] == n.types[0].shape:
+            return True
+        inside = {m.id for m in groups.members[group]} | {n.id}
+        return _differ_in_unknown_sizes(groups.shape[group], n.types[0].shape) and all(
+            readers.get(v, set()) <= inside for m in groups.members[group] for v in m.outputs
+        )
+
     for n in g.nodes:
         if not _is_elementwise(n):
             continue
-        shape = n.types[0].shape
         candidates = sorted(
             {
                 groups.group_of[v.node]
                 for v in n.inputs
-                if v.node in groups.group_of
-                and groups.members[groups.group_of[v.node]][0].types[0].shape == shape
+                if v.node in groups.group_of and joinable(groups.group_of[v.node], n)
             }
         )
         chosen: list[int] = []
@@ -119,6 +140,7 @@ def _form_elementwise_groups(g: Graph, groups: _Groups) -> None:
             continue
         for group in chosen[1:]:
             groups.absorb(group, into=chosen[0])
+        groups.shape[chosen[0]] = n.types[0].shape
         groups.join(n, chosen[0])
 
 
@@ -152,7 +174,7 @@ def _absorb_matmul(g: Graph, groups: _Groups, group: int, readers: dict[Value, s
             if (
                 readers[v] <= inside
                 and independent
-                and producer.types[0].shape == members[0].types[0].shape
+                and producer.types[0].shape == groups.shape[group]
             ):
                 groups.group_of[producer.id] = group
                 members.insert(0, producer)

@@ -1,13 +1,14 @@
 """Small numba helpers that generated CPU code calls: numpy's integer and float edge
 cases for division, modulo and powers, NaN-propagating extrema, reassociable adds
-and multiplies for vectorized reductions, and the matmul kernels.
+and multiplies and NaN-blind extrema for vectorized reductions, and the matmul kernels.
 
 Part of graphc.kernels. The scalar helpers are ``inline="always"`` so a fused loop
-that uses them still vectorizes. ``radd`` and ``rmul`` are compiled with
-``fastmath={"reassoc"}`` and *not* inlined by numba: LLVM inlines them later and
-keeps the flag on that one instruction, which lets the loop vectorizer split a
-sum into vector lanes without licensing reassociation anywhere else (the vectorized
-exp/log in vmath depend on exact evaluation order).
+that uses them still vectorizes. ``radd`` and ``rmul`` (compiled with
+``fastmath={"reassoc"}``) and ``rmax`` and ``rmin`` (with no-NaN flags) are *not*
+inlined by numba: LLVM inlines them later and keeps the flags on that one
+instruction, which lets the loop vectorizer split a reduction into vector lanes
+without licensing reassociation anywhere else (the vectorized exp/log in vmath
+depend on exact evaluation order).
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ def radd(a, b):
 @numba.njit(fastmath={"reassoc"}, **OPTIONS)
 def rmul(a, b):
     return a * b
+
+
+@numba.njit(fastmath={"nnan", "nsz"}, **OPTIONS)
+def rmax(a, b):
+    """The larger of a and b, NaN aside: with these flags LLVM vectorizes a max reduction
+    (the caller tracks NaN itself)."""
+    return a if a >= b else b
+
+
+@numba.njit(fastmath={"nnan", "nsz"}, **OPTIONS)
+def rmin(a, b):
+    """The smaller of a and b, NaN aside (see rmax)."""
+    return a if a <= b else b
 
 
 @inline

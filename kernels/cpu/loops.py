@@ -187,6 +187,31 @@ def _combine(op: str, acc: str, value: str) -> str:
     }[op]
 
 
+def _tracks_nan(op: str, dtype: np.dtype) -> bool:
+    """Whether a scalar accumulator for `op` keeps its NaN flag apart: a float max or min
+    accumulates with ``lib.rmax``/``rmin`` (which vectorize but need not propagate NaN)
+    and ORs ``x != x`` into ``nan``, a reduction that vectorizes too."""
+    return op in ("max", "min") and dtype.kind == "f"
+
+
+def _accumulate(op: str, dtype: np.dtype, value: str) -> list[str]:
+    """Statements folding `value` into the scalar accumulator `acc`."""
+    if _tracks_nan(op, dtype):
+        return [f"xa = {value}", f"acc = lib.r{op}(acc, xa)", "nan |= xa != xa"]
+    return [f"acc = {_combine(op, 'acc', value)}"]
+
+
+def _start(op: str, dtype: np.dtype) -> list[str]:
+    return [f"acc = {_identity(op, dtype)}"] + (["nan = False"] if _tracks_nan(op, dtype) else [])
+
+
+def _total(op: str, dtype: np.dtype) -> str:
+    """The accumulated value: NaN where a NaN was seen (numpy's max and min)."""
+    if _tracks_nan(op, dtype):
+        return f"({scalar.literal(np.nan, dtype)} if nan else acc)"
+    return "acc"
+
+
 def reduction_source(spec: LoopSpec, comment: str) -> str:
     """The kernel writing r0 (the kept axes) = reduction of the body over its axes.
 
@@ -206,9 +231,9 @@ def reduction_source(spec: LoopSpec, comment: str) -> str:
     if flat:
         for i in range(len(spec.operands)):
             pre.append(f"a{i} = a{i}.reshape(a{i}.size)")
-        lines = [f"acc = {_identity(op, acc_dtype)}", "for i0 in range(a0.size):"]
-        lines += _indent([*body, f"acc = {_combine(op, 'acc', value)}"], 1)
-        lines.append(f"r0[()] = {scalar.ctor(out_dtype)}(acc)")
+        lines = [*_start(op, acc_dtype), "for i0 in range(a0.size):"]
+        lines += _indent([*body, *_accumulate(op, acc_dtype, value)], 1)
+        lines.append(f"r0[()] = {scalar.ctor(out_dtype)}({_total(op, acc_dtype)})")
         return _function(spec, comment, pre, lines)
     suffix = rank
     while suffix > 0 and suffix - 1 in axes:
@@ -223,11 +248,12 @@ def reduction_source(spec: LoopSpec, comment: str) -> str:
     loops = _loops(list(range(suffix)), spec, True)
     inner = []
     if suffix < rank:
-        inner.append(f"acc = {_identity(op, acc_dtype)}")
+        inner += _start(op, acc_dtype)
         inner += _loops(list(range(suffix, rank)), spec, False)
-        inner += _indent([*body, f"acc = {_combine(op, 'acc', value)}"], rank - suffix)
+        inner += _indent([*body, *_accumulate(op, acc_dtype, value)], rank - suffix)
+        total = _total(op, acc_dtype)
         merged = (
-            _combine(op, f"{scalar.ctor(acc_dtype)}({target})", "acc") if prefix_reduces else "acc"
+            _combine(op, f"{scalar.ctor(acc_dtype)}({target})", total) if prefix_reduces else total
         )
         inner.append(f"{target} = {scalar.ctor(out_dtype)}({merged})")
     elif not axes:  # a reduction over no axes copies its operand

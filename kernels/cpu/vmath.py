@@ -7,6 +7,9 @@ compile to scalar libm calls and a fused elementwise loop that uses them does no
 bit reinterpretations (tiny numba ``@intrinsic`` bitcasts written with llvmlite), so once
 inlined into a loop LLVM's loop vectorizer turns them into AVX2 / AVX-512 code.
 
+The exp and tanh polynomials use ``muladd`` (LLVM's ``fmuladd``): fused multiply-adds on
+CPUs that have them, a third faster there; the stated error bounds hold with and without.
+
 Division goes through ``fdiv`` (a bare LLVM ``fdiv``): numba's ``/`` under the default
 ``error_model="python"`` branches to raise ZeroDivisionError, which blocks vectorization.
 
@@ -76,6 +79,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = [
@@ -191,6 +195,26 @@ def fdiv(typingctx, a, b):
     return a(a, b), codegen
 
 
+@intrinsic
+def muladd(typingctx, a, b, c):
+    """``a * b + c`` as LLVM's ``fmuladd``: one fused multiply-add where the CPU has one
+    (rounded once), a multiply and an add where it has not.
+
+    Polynomials evaluated with it run about a third faster on FMA machines. The ulp bounds
+    stated below hold either way, so results may differ between machines only within them.
+    """
+    if not isinstance(a, types.Float) or a != b or a != c:
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        name = "llvm.fmuladd.f32" if ty == ir.FloatType() else "llvm.fmuladd.f64"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty] * 3), name)
+        return builder.call(fn, args)
+
+    return a(a, b, c), codegen
+
+
 # ---------------------------------------------------------------------------------------
 # Constants. numba types a Python float literal as float64, so every constant used in a
 # float32 function is a module-level np.float32 (frozen into the code as a float32).
@@ -304,8 +328,9 @@ def exp32(x):
     kf = t - _SHIFT_F
     r = x - kf * _LN2_HI_F
     r = r - kf * _LN2_LO_F
-    p = ((((_EXP32_P0 * r + _EXP32_P1) * r + _EXP32_P2) * r + _EXP32_P3) * r + _EXP32_P4) * r
-    p = ((p + _EXP32_P5) * r) * r + r + _ONE_F
+    p = muladd(muladd(muladd(_EXP32_P0, r, _EXP32_P1), r, _EXP32_P2), r, _EXP32_P3)
+    p = muladd(p, r, _EXP32_P4)
+    p = muladd(muladd(p, r, _EXP32_P5) * r, r, r) + _ONE_F
     # 2**k as two normal factors: p*2**k1 is exact, the second product rounds once
     # (to a subnormal, to 0 or to inf where the result lies there).
     # k1 = round(k/2) through the shifter too: an integer k >> 1 would be done in int64
@@ -329,8 +354,8 @@ def exp64(x):
     r = x - kf * _LN2_HI_D
     r = r - kf * _LN2_LO_D
     rr = r * r
-    px = r * ((_EXP64_P0 * rr + _EXP64_P1) * rr + _EXP64_P2)
-    qx = ((_EXP64_Q0 * rr + _EXP64_Q1) * rr + _EXP64_Q2) * rr + _EXP64_Q3
+    px = r * muladd(muladd(_EXP64_P0, rr, _EXP64_P1), rr, _EXP64_P2)
+    qx = muladd(muladd(muladd(_EXP64_Q0, rr, _EXP64_Q1), rr, _EXP64_Q2), rr, _EXP64_Q3)
     p = _ONE_D + _TWO_D * fdiv(px, qx - px)
     k = float64_as_int64(t) - _SHIFT_D_BITS
     k1 = float64_as_int64(kf * _HALF_D + _SHIFT_D) - _SHIFT_D_BITS
@@ -410,8 +435,9 @@ def tanh32(x):
     x = F32(x)
     ax = -x if x < 0 else x
     z = x * x
-    small = (((_TANH32_P0 * z + _TANH32_P1) * z + _TANH32_P2) * z + _TANH32_P3) * z + _TANH32_P4
-    small = x + x * z * small
+    small = muladd(muladd(muladd(_TANH32_P0, z, _TANH32_P1), z, _TANH32_P2), z, _TANH32_P3)
+    small = muladd(small, z, _TANH32_P4)
+    small = muladd(x * z, small, x)
     big = _ONE_F - fdiv(_TWO_F, exp32(ax + ax) + _ONE_F)  # 1 at +inf: exp gives inf
     if x < 0:
         big = -big
@@ -425,9 +451,9 @@ def tanh64(x):
     x = F64(x)
     ax = -x if x < 0 else x
     z = x * x
-    num = (_TANH64_P0 * z + _TANH64_P1) * z + _TANH64_P2
-    den = ((z + _TANH64_Q0) * z + _TANH64_Q1) * z + _TANH64_Q2
-    small = x + x * z * fdiv(num, den)
+    num = muladd(muladd(_TANH64_P0, z, _TANH64_P1), z, _TANH64_P2)
+    den = muladd(muladd(z + _TANH64_Q0, z, _TANH64_Q1), z, _TANH64_Q2)
+    small = muladd(x * z, fdiv(num, den), x)
     big = _ONE_D - fdiv(_TWO_D, exp64(ax + ax) + _ONE_D)
     if x < 0:
         big = -big

@@ -80,11 +80,30 @@ def test_intermediates_needed_elsewhere_become_extra_results() -> None:
     np.testing.assert_allclose(results[0], np.tanh(np.exp(feed) * 2) + 1)
 
 
-def test_unrelated_unknown_sizes_are_not_fused_together() -> None:
+def test_unknown_sizes_that_may_broadcast_fuse_into_one_kernel() -> None:
+    """exp(x) and exp(y) have sizes x.0 and y.0; their sum broadcast(x.0,y.0). Nothing else
+    reads them, so one kernel computes all of it, evaluating exp(x) at each broadcast
+    position when x turns out to have size 1."""
     x = gc.placeholder((None,), "float32", name="x")
     y = gc.placeholder((None,), "float32", name="y")
-    g = optimized([x, y], gc.exp(x) * 2 + gc.exp(y) * 3)  # x * y might broadcast at run time
+    g = optimized([x, y], gc.exp(x) * 2 + gc.exp(y) * 3)
+    assert histogram(g)["fused"] == 1
+    for xs, ys in [(5, 5), (1, 5), (5, 1)]:
+        a = np.linspace(-1, 1, xs, dtype="float32")
+        b = np.linspace(0, 2, ys, dtype="float32")
+        (result,) = run(g, [a, b])
+        np.testing.assert_allclose(result, np.exp(a) * 2 + np.exp(b) * 3, rtol=1e-6)
+
+
+def test_a_value_read_elsewhere_keeps_its_own_unknown_size() -> None:
+    """exp(x) is also fetched: it must be a result of its own size, so it stays apart."""
+    x = gc.placeholder((None,), "float32", name="x")
+    y = gc.placeholder((None,), "float32", name="y")
+    ex = gc.exp(x) * 2
+    g = optimized([x, y], [ex + gc.exp(y) * 3, ex])
     assert histogram(g)["fused"] == 2
+    for node in (n for n in g.nodes if n.op == "fused"):
+        assert len({t.shape for t in node.types}) == 1
 
 
 def test_different_shapes_stay_in_different_kernels() -> None:

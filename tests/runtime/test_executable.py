@@ -63,6 +63,35 @@ def test_nan_and_inf_propagate(fused_fn) -> None:
     _check(fused_fn, x, np.zeros(5, np.float32))
 
 
+def test_unknown_sizes_broadcast_at_run_time_inside_one_kernel(rng) -> None:
+    """x.0 and y.0 are distinct unknown sizes: the graph is one fused kernel, and a feed
+    of size 1 broadcasts against the other, on either side."""
+    x = gc.placeholder((None, None), "float32", name="x")
+    y = gc.placeholder((None, None), "float32", name="y")
+    out = gc.tanh(0.5 * x + y) * gc.sigmoid(y) - gc.exp(-x * x) + 0.1 * y
+    pair = _compiled_and_reference([x, y], [out])
+    assert pair[0].source.count("= fused ") == 1
+    for xs, ys in [((3, 70), (3, 70)), ((1, 70), (3, 70)), ((3, 1), (1, 70)), ((0, 4), (1, 4))]:
+        _check(pair, *(rng.standard_normal(s).astype(np.float32) for s in (xs, ys)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_row_max_and_min_propagate_nan_from_any_lane(dtype: str, rng) -> None:
+    """The float max/min reductions vectorize with a NaN flag beside them: a NaN in any
+    position of a row (any vector lane, the tail) gives NaN; -inf and +inf do not."""
+    x = gc.placeholder((None, None), dtype, name="x")
+    pair = _compiled_and_reference(
+        [x], [gc.max(x, axis=1), gc.min(x, axis=1), gc.max(x), gc.min(x * 2)]
+    )
+    assert "lib.rmax" in pair[0].source and "lib.rmin" in pair[0].source
+    data = rng.standard_normal((40, 37)).astype(dtype)
+    for row, column in enumerate(range(37)):
+        data[row, column] = np.nan
+    data[38, 5], data[39, 6] = -np.inf, np.inf
+    _check(pair, data)
+    _check(pair, data[37:])  # no NaN at all
+
+
 def test_feeds_are_cast_or_rejected_before_any_kernel(fused_fn) -> None:
     compiled, _ = fused_fn
     y = np.ones(5, np.float32)

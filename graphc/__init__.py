@@ -26,6 +26,7 @@ from graphc.errors import (
     ShapeError,
     VerifyError,
 )
+from graphc.format import FORMAT_VERSION, load, save
 from graphc.function import Function, TensorSpec, function
 from graphc.ir import Graph, Node, Value
 from graphc.tensor import Tensor, Variable, constant, placeholder
@@ -36,6 +37,7 @@ __all__ = [
     *_api_names,
     "ArgumentError",
     "DTypeError",
+    "FORMAT_VERSION",
     "FormatError",
     "Function",
     "Graph",
@@ -59,5 +61,7 @@ __all__ = [
     "optim",
     "int32",
     "int64",
+    "load",
     "placeholder",
+    "save",
 ]

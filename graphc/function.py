@@ -152,6 +152,7 @@ class Function:
         self._input_types = tuple(graph.type_of(v) for v in graph.inputs)
         self._input_index = {spec.name: i for i, spec in enumerate(inputs)}
         self._single = structure[0] == "single"
+        self._defined = (graph, True)  # what graphc.save writes: see saved_form
         self._executable = _compile(self) if device == "cpu" else None
         self._fast = None
         if self._executable is not None:
@@ -161,6 +162,36 @@ class Function:
         signature = ", ".join(str(s) for s in self.inputs)
         results = ", ".join(str(s) for s in self.outputs)
         return f"<graphc.Function ({signature}) -> ({results}) on {self.device}>"
+
+    @property
+    def structure(self) -> Any:
+        """How outputs are returned: ("single", 1), (list or tuple, n) or ("dict", keys)."""
+        return self._structure
+
+    def saved_form(self) -> tuple[Graph, bool]:
+        """The graph graphc.save writes and whether it is already optimized: the graph
+        as defined, or the optimized one of a function loaded from an optimized file."""
+        return self._defined
+
+    def variables_by_node(self) -> dict[int, Variable]:
+        """The Variables of the saved graph, by variable node id."""
+        graph, _ = self._defined
+        return {n.id: variable_of(n.id) for n in graph.nodes if n.op == "variable"}
+
+    def optimized(self) -> Function:
+        """This function with its optimized graph as the one graphc.save writes (what
+        `graphc optimize` saves): loading that file skips the passes."""
+        graph = self.graph.replace(memory=None)
+        fn = assemble(
+            graph,
+            [spec.name for spec in self.outputs],
+            self._structure,
+            self.device,
+            self.pipeline,
+            optimized=True,
+        )
+        fn._pass_report = self._pass_report
+        return fn
 
     def report(self) -> Any:
         """What each optimization pass did: a PassReport, whose str() is a table."""
@@ -294,6 +325,20 @@ def _compile(fn: Function) -> Any:
     )
 
 
+def check_device(device: str | None) -> str:
+    """`device`, or the default device when None; raises for a device graphc lacks."""
+    device = config.default_device() if device is None else device
+    if device == "cuda":
+        raise GraphcError(
+            "device='cuda': this version of graphc has no CUDA backend yet; use device='cpu'"
+        )
+    if device not in DEVICES:
+        raise ArgumentError(
+            f"device must be one of {', '.join(map(repr, DEVICES))}; got {device!r}"
+        )
+    return device
+
+
 def function(
     inputs: Sequence[Tensor],
     outputs: Any,
@@ -319,15 +364,7 @@ def function(
     optimize : True, False or a list of pass names
         The optimization passes to run.
     """
-    device = config.default_device() if device is None else device
-    if device == "cuda":
-        raise GraphcError(
-            "device='cuda': this version of graphc has no CUDA backend yet; use device='cpu'"
-        )
-    if device not in DEVICES:
-        raise ArgumentError(
-            f"device must be one of {', '.join(map(repr, DEVICES))}; got {device!r}"
-        )
+    device = check_device(device)
     pipeline = _check_optimize(optimize)
     input_tensors = _check_inputs(inputs)
     output_tensors, output_names, structure = _flatten_outputs(outputs)
@@ -343,17 +380,38 @@ def function(
         raise InputError(
             f"the outputs need placeholder(s) {undeclared}, which are not among the inputs"
         )
+    return assemble(graph, output_names, structure, device, pipeline)
+
+
+def assemble(
+    defined: Graph,
+    output_names: Sequence[str],
+    structure: Any,
+    device: str,
+    pipeline: tuple[str, ...],
+    *,
+    optimized: bool = False,
+) -> Function:
+    """The Function of an extracted graph: optimized by `pipeline` (only its memory
+    planning when `optimized` says the passes already ran), then compiled for `device`.
+    `graphc.function` and `graphc.load` both end here."""
     from graphc.passes import run_pipeline
 
-    graph, pass_report = run_pipeline(graph, pipeline)
+    passes = tuple(p for p in pipeline if p == "plan_memory") if optimized else pipeline
+    graph, pass_report = run_pipeline(defined, passes)
     variables = {n.id: variable_of(n.id) for n in graph.nodes if n.op == "variable"}
-    input_specs = tuple(TensorSpec.of(t.name, t.type) for t in input_tensors)  # type: ignore[arg-type]
-    output_specs = tuple(
-        TensorSpec.of(name, t.type) for name, t in zip(output_names, output_tensors, strict=True)
+    input_specs = tuple(
+        TensorSpec.of(defined.node(v).attrs["name"], defined.type_of(v)) for v in defined.inputs
     )
-    return Function(
+    output_specs = tuple(
+        TensorSpec.of(name, defined.type_of(v))
+        for name, v in zip(output_names, defined.outputs, strict=True)
+    )
+    fn = Function(
         graph, input_specs, output_specs, structure, variables, device, pipeline, pass_report
     )
+    fn._defined = (defined, optimized)
+    return fn
 
 
 __all__ = ["Function", "TensorSpec", "function"]

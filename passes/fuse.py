@@ -104,7 +104,8 @@ class _Groups:
 def _differ_in_unknown_sizes(a: Shape, b: Shape) -> bool:
     """Whether two shapes of one rank differ only where both sizes are known at run time."""
     return len(a) == len(b) and all(
-        x == y or (not isinstance(x, int) and not isinstance(y, int)) for x, y in zip(a, b)
+        x == y or (not isinstance(x, int) and not isinstance(y, int))
+        for x, y in zip(a, b, strict=True)
     )
 
 

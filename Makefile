@@ -26,9 +26,14 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto tests
 
+DEMO_DIR := build/demo
+
+# trains and saves the digits model, then evaluates the saved file in a new process
 demo: install
 	$(BIN)/python examples/quickstart.py
-	$(BIN)/python examples/train_digits.py
+	$(BIN)/python examples/train_digits.py $(DEMO_DIR)
+	@echo "--- the saved model, run by the graphc command in a fresh process:"
+	$(BIN)/graphc run $(DEMO_DIR)/digits.graphc --input x=$(DEMO_DIR)/test_images.npy --input y=$(DEMO_DIR)/test_labels.npy
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,9 +3,18 @@
 Shows the static-graph training loop: define the model and its loss once, take
 gradients with graphc.grad, turn Adam's updates into one compiled training step,
 then call it on mini-batches. The dataset ships inside scikit-learn (no download).
-Run it with `make demo`.
+Then save the trained classifier with its accuracy as one .graphc file, beside the
+test images and labels as .npy files, for `graphc run` to evaluate in a new process:
+
+    python examples/train_digits.py [OUT_DIR]      # default: build/demo
+    graphc run OUT_DIR/digits.graphc --input x=OUT_DIR/test_images.npy \
+        --input y=OUT_DIR/test_labels.npy
+
+`make demo` does both.
 """
 
+import os
+import sys
 import time
 
 import numpy as np
@@ -46,7 +55,13 @@ loss = graphc.mean(graphc.softmax_cross_entropy(logits, y))
 params = [w1, b1, w2, b2]
 updates = graphc.optim.adam(params, graphc.grad(loss, params), lr=3e-3)
 train_step = graphc.function([x, y], loss, updates=updates)
-predict = graphc.function([x], graphc.argmax(logits, axis=1))
+predictions = graphc.argmax(logits, axis=1)
+predict = graphc.function([x], predictions)
+# what the saved file computes: the accuracy on labelled images, and the predictions
+evaluate = graphc.function(
+    [x, y],
+    {"accuracy": graphc.mean(graphc.equal(predictions, y).astype("float32")), "predictions": predictions},
+)
 
 
 def accuracy(inputs: np.ndarray, labels: np.ndarray) -> float:
@@ -69,3 +84,11 @@ print(
     f"test accuracy {accuracy(test_x, test_y):.4f} "
     f"({len(train_x)} training images, {EPOCHS} epochs in {elapsed:.1f} s)"
 )
+
+out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join("build", "demo")
+os.makedirs(out_dir, exist_ok=True)
+model_path = os.path.join(out_dir, "digits.graphc")
+graphc.save(model_path, evaluate)  # the graph and the trained weights; no Python code
+np.save(os.path.join(out_dir, "test_images.npy"), test_x)
+np.save(os.path.join(out_dir, "test_labels.npy"), test_y.astype("int64"))
+print(f"saved {model_path} ({os.path.getsize(model_path) / 1024:.0f} KiB) and the test set")

@@ -457,11 +457,27 @@ def _returns(w: Writer) -> tuple[list[str], tuple[Value, ...], tuple[int, ...]]:
     return exprs, tuple(values), tuple(new_states)
 
 
+BLAS_OPS = frozenset(
+    {"matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight", "conv_transpose2d"}
+)
+
+
+def _calls_blas(program: planning.Program) -> bool:
+    """Whether the graph runs GEMMs through OpenBLAS. OpenBLAS threads them with its own
+    pool, whose threads spin between calls; numba's OpenMP pool beside it fought them
+    for the cores (W2 at 2 threads: 38.8 ms with parallel loops, 10.2 ms without), so
+    such a graph leaves the threading to BLAS and runs its loops serially."""
+    return any(
+        n.op in BLAS_OPS or (n.op == "fused" and n.attrs["kind"] == "matmul")
+        for n in program.steps
+    )
+
+
 def generate(program: planning.Program, *, parallel: bool, min_parallel: int) -> Generated:
     """The module source of `program` (see the module docstring)."""
     from graphc.kernels.cpu import ops  # noqa: F401  (registers every emitter and library)
 
-    w = Writer(program, parallel, min_parallel)
+    w = Writer(program, parallel and not _calls_blas(program), min_parallel)
     params: list[str] = []
     # the sources' types: two graphs share an entry (and its compiled code) only if equal
     for node_id in (*program.inputs, *program.variables, *program.constants):

@@ -110,3 +110,20 @@ def test_parallel_loops_only_where_they_pay(monkeypatch) -> None:
     a = np.random.default_rng(1).standard_normal((300, 4)).astype(np.float32)
     for f, reference in ((rows, rows_reference), (many, many_reference)):
         np.testing.assert_allclose(f(a), reference(a), rtol=1e-5, atol=1e-6)
+
+
+def test_a_graph_that_calls_blas_leaves_threading_to_blas(monkeypatch) -> None:
+    """OpenBLAS threads the GEMMs with its own spinning pool: the same softmax that gets a
+    prange alone runs serially next to a matmul, and computes the same."""
+    monkeypatch.setenv("GRAPHC_PARALLEL", "1")
+    monkeypatch.setenv("GRAPHC_PARALLEL_MIN", "64")
+    r = gc.placeholder((None, 8), "float32", name="r")
+    alone = gc.function([r], gc.softmax(r, axis=1), device="cpu")
+    assert "prange(" in alone.source
+    w = np.random.default_rng(2).standard_normal((8, 8)).astype(np.float32)
+    after_matmul = gc.function([r], gc.softmax(r @ w, axis=1), device="cpu")
+    assert "lib.dot_rows" in after_matmul.source
+    assert "prange(" not in after_matmul.source
+    a = np.random.default_rng(3).standard_normal((300, 8)).astype(np.float32)
+    want = gc.function([r], gc.softmax(r @ w, axis=1), device="reference")(a)
+    np.testing.assert_allclose(after_matmul(a), want, rtol=1e-5, atol=1e-6)

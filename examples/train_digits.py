@@ -60,7 +60,10 @@ predict = graphc.function([x], predictions)
 # what the saved file computes: the accuracy on labelled images, and the predictions
 evaluate = graphc.function(
     [x, y],
-    {"accuracy": graphc.mean(graphc.equal(predictions, y).astype("float32")), "predictions": predictions},
+    {
+        "accuracy": graphc.mean(graphc.equal(predictions, y).astype("float32")),
+        "predictions": predictions,
+    },
 )
 
 

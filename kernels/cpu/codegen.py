@@ -468,8 +468,7 @@ def _calls_blas(program: planning.Program) -> bool:
     for the cores (W2 at 2 threads: 38.8 ms with parallel loops, 10.2 ms without), so
     such a graph leaves the threading to BLAS and runs its loops serially."""
     return any(
-        n.op in BLAS_OPS or (n.op == "fused" and n.attrs["kind"] == "matmul")
-        for n in program.steps
+        n.op in BLAS_OPS or (n.op == "fused" and n.attrs["kind"] == "matmul") for n in program.steps
     )
 
 

@@ -636,6 +636,12 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     ]
     if len(inputs) != len(graph.inputs) or len(outputs) != len(graph.outputs):
         raise reader_error("the signature and the graph have different numbers of values")
+    declared = {v.node for v in graph.inputs}
+    stray = [n.attrs["name"] for n in graph.nodes if n.op == "placeholder" and n.id not in declared]
+    if stray or len(declared) != len(graph.inputs):
+        raise reader_error(f"placeholders {stray} are used but are not distinct inputs")
+    if len({spec["name"] for spec in inputs}) != len(inputs):
+        raise reader_error("two inputs of the signature have the same name")
     for spec, value in zip(inputs, graph.inputs, strict=True):
         node = graph.node(value)
         if node.op != "placeholder" or node.attrs["name"] != spec["name"]:

@@ -156,6 +156,26 @@ CRAFTED = {
         lambda d: _rewrite(d, lambda m: m["signature"]["inputs"][0].update(dtype="float64")),
         "signature entry 'x'",
     ),
+    "undeclared placeholder": (
+        lambda d: _rewrite(
+            d,
+            lambda m: (
+                m["graph"].update(inputs=[]),
+                m["signature"].update(inputs=[]),
+            ),
+        ),
+        "are used but are not distinct inputs",
+    ),
+    "an input listed twice": (
+        lambda d: _rewrite(
+            d,
+            lambda m: (
+                m["graph"].update(inputs=m["graph"]["inputs"] * 2),
+                m["signature"].update(inputs=m["signature"]["inputs"] * 2),
+            ),
+        ),
+        "not distinct inputs",
+    ),
     "unknown pass": (lambda d: _rewrite(d, _set(["pipeline"], ["rm -rf"])), "unknown optimization"),
     "deep json": (
         lambda d: _zip({"graphc.json": b"[" * 100000 + b"]" * 100000}),

@@ -146,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     fn = load(args.file, device=args.device)
     feeds = _feeds(fn, args.input or [])
     results = fn(**feeds)
-    arrays = _as_list(fn, results)
+    arrays = _as_list(results)
     names = [spec.name for spec in fn.outputs]
     for name, array in zip(names, arrays, strict=True):
         print(_describe(name, np.asarray(array)))
@@ -155,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"wrote {len(arrays)} output(s) to {args.output}")
 
 
-def _as_list(fn: Any, results: Any) -> list[np.ndarray]:
+def _as_list(results: Any) -> list[np.ndarray]:
     if isinstance(results, dict):
         return list(results.values())
     if isinstance(results, list | tuple):

@@ -25,6 +25,7 @@ planner.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -183,7 +184,7 @@ def save(path: str | os.PathLike[str], fn: Any) -> None:
         os.chmod(temporary, _file_mode(path))
         os.replace(temporary, path)
     except BaseException:
-        with _ignored(OSError):
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
 
@@ -208,17 +209,6 @@ def _write_archive(raw: Any, manifest: dict[str, Any], arrays: _Arrays) -> None:
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 
-class _ignored:
-    def __init__(self, *errors: type[BaseException]) -> None:
-        self.errors = errors
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, value: Any, traceback: Any) -> bool:
-        return kind is not None and issubclass(kind, self.errors)
-
-
 # --------------------------------------------------------------------------------------
 # Reading: the archive
 # --------------------------------------------------------------------------------------
@@ -233,7 +223,13 @@ class _Reader:
             self.size = os.path.getsize(path)
             self.archive = zipfile.ZipFile(path)
             infos = self.archive.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as error:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            EOFError,
+            ValueError,
+            NotImplementedError,  # a zip version or feature zipfile cannot read
+        ) as error:
             raise self.error(f"not a graphc file: not a readable zip archive ({error})") from None
         self.members: dict[str, zipfile.ZipInfo] = {}
         declared = 0

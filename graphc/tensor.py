@@ -335,14 +335,15 @@ class Variable(Tensor):
     Every function that uses a Variable reads and updates the same state.
     """
 
-    __slots__ = ("_array", "_lock", "trainable")
+    __slots__ = ("_array", "_device", "_lock", "trainable")
 
     def __init__(self, initial_value: Any, name: str | None = None, trainable: bool = True) -> None:
         array = np.array(_array_of(initial_value), copy=True)
         name = _checked_name(name, "variable")
         attrs = {"name": name, "dtype": array.dtype.name, "shape": tuple(array.shape)}
         super().__init__(DEFAULT_BUILDER.add1("variable", [], attrs, name=name))
-        self._array = array
+        self._array: np.ndarray | None = array
+        self._device: Any = None  # a copy in GPU memory (see device_state)
         self._lock = threading.Lock()
         self.trainable = bool(trainable)
         _VARIABLES[self.ref.node] = self
@@ -350,8 +351,7 @@ class Variable(Tensor):
     @property
     def value(self) -> np.ndarray:
         """A copy of the current value."""
-        with self._lock:
-            return self._array.copy()
+        return self.get_state().copy()
 
     def assign(self, value: Any) -> None:
         """Set the value: an array of the variable's shape and dtype (lists are converted)."""
@@ -368,14 +368,47 @@ class Variable(Tensor):
             )
         self.set_state(np.array(array, copy=True))
 
+    # The state lives in host memory, in GPU memory, or in both (then they are equal):
+    # a device executor keeps it on the GPU across calls, and it is copied back only
+    # when something reads it on the host.
+
     def get_state(self) -> np.ndarray:
-        """The current array itself, not a copy (for executors, which never write to it)."""
-        return self._array
+        """The current host array itself, not a copy (for executors, which never write to
+        it except through `wrote_host_state`); copied from the GPU when it lives there."""
+        array = self._array
+        if array is None:
+            with self._lock:
+                if self._array is None:
+                    self._array = self._device.copy_to_host()
+                array = self._array
+        return array  # type: ignore[return-value]
 
     def set_state(self, array: np.ndarray) -> None:
         """Replace the current array (for executors; the caller owns no other reference)."""
         with self._lock:
             self._array = array
+            self._device = None
+
+    def wrote_host_state(self) -> None:
+        """An executor wrote the host array in place: a GPU copy is stale."""
+        self._device = None
+
+    def device_state(self, upload: Any) -> Any:
+        """The state in GPU memory, uploaded with `upload(host_array)` when it has no GPU
+        copy (for the CUDA runtime; after writing it, it calls set_device_state)."""
+        device = self._device
+        if device is None:
+            with self._lock:
+                if self._device is None:
+                    self._device = upload(self._array)
+                device = self._device
+        return device
+
+    def set_device_state(self, device_array: Any) -> None:
+        """Replace the current value by an array in GPU memory (for the CUDA runtime)."""
+        with self._lock:
+            self._device = device_array
+            self._array = None
 
     def __repr__(self) -> str:
         return f"<graphc.Variable {self.name!r} {self.type}>"

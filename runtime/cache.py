@@ -48,13 +48,14 @@ def directory() -> Path:
 
 @functools.cache
 def _library_digest() -> str:
-    """A digest of the numba code generated modules call into (kernels/cpu/*.py): numba
-    caches a generated module's code with those callees compiled in, and checks only the
-    module's own file for changes."""
-    from graphc.kernels import cpu
+    """A digest of the numba code generated modules call into (kernels/cpu/*.py and
+    kernels/cuda/*.py): numba caches a generated module's code with those callees
+    compiled in, and checks only the module's own file for changes."""
+    import graphc.kernels
 
     digest = hashlib.sha256()
-    for path in sorted(Path(cpu.__file__).parent.glob("*.py")):
+    root = Path(graphc.kernels.__file__).parent
+    for path in sorted([*root.glob("cpu/*.py"), *root.glob("cuda/*.py")]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

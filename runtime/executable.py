@@ -54,6 +54,7 @@ class Executable:
         constants: Sequence[np.ndarray],
         new_states: Sequence[Any],
         validate: Validate,
+        in_place: Sequence[Any] = (),
     ) -> None:
         self.source = generated.source
         self.generated = generated
@@ -67,6 +68,7 @@ class Executable:
         self._n_outputs = len(generated.program.graph.outputs)
         self._n_returns = len(generated.returns)
         self._new_states = tuple(new_states)
+        self._in_place = tuple(in_place)  # variables whose host array the entry writes
         self._validate = validate
         self._compiled = False
         self._bound: dict[tuple, tuple[np.ndarray, int]] = {}
@@ -129,7 +131,9 @@ class Executable:
             if bound is None:
                 return self._slow(feeds)
             dims, need = bound
-        states = [v._array for v in self._variables] if self._variables else ()
+        states = [v.get_state() for v in self._variables] if self._variables else ()
+        for variable in self._in_place:
+            variable.wrote_host_state()
         try:
             result = self._entry(*self._leading(dims, need), *feeds, *states, *self._constants)
         except TypeError:  # no compiled signature matches: another dtype, layout or rank
@@ -159,6 +163,8 @@ class Executable:
                 self._bound.clear()
             self._bound[tuple(a.shape for a in arrays)] = (dims, need)
         states = [v.get_state() for v in self._variables]
+        for variable in self._in_place:
+            variable.wrote_host_state()
         args = (*self._leading(dims, need), *arrays, *states, *self._constants)
         try:
             if self._compiled:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.kernels.cpu import scalar
+from graphc.kernels import scalar
 from graphc.types import Shape, TensorType
 
 DECORATOR = '@numba.njit(cache=True, nogil=True, error_model="numpy")'

@@ -1,5 +1,5 @@
-"""Scalar formulas of the elementwise ops for the CPU backend: one element of each op
-as a numba expression, numpy's result dtype and edge cases included.
+"""Scalar formulas of the elementwise ops: one element of each op as a numba
+expression, numpy's result dtype and edge cases included, for either backend.
 
 Part of graphc.kernels. `formula(op, args, in_dtypes, out_dtype, attrs)` returns an
 expression over the operand expressions `args` whose value has exactly `out_dtype`
@@ -7,12 +7,15 @@ expression over the operand expressions `args` whose value has exactly `out_dtyp
 numpy's does and float32 stays float32). Operands are first converted to the dtype
 numpy computes in. Transcendental float functions use graphc's vectorizable
 implementations (`vm`, kernels/cpu/vmath.py); numpy's integer division and modulo
-rules come from `lib`.
+rules come from `lib`. A `Dialect` names what a backend's generated code calls: the CPU's
+`vm`/`lib` (the default) or the CUDA backend's device functions.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,6 +70,31 @@ def vmath_name(function: str, dtype: np.dtype) -> str:
     return f"vm.{function}{joiner}{bits}"
 
 
+CPU_FUNCTIONS = {"abs": "np.abs", "rint": "np.rint", "pow": "np.power"}
+
+
+def _cpu_function(function: str, dtype: np.dtype) -> str:
+    if function in VMATH:
+        return vmath_name(function, dtype)
+    if function in ("isnan", "isinf", "isfinite"):
+        return f"np.{function}"
+    return LIBM.get(function) or CPU_FUNCTIONS[function]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What generated code calls: `function(name, float_dtype)` names a float function
+    (exp, log, ..., abs, rint, pow, isnan, isinf, isfinite; the ops' names) and `lib` is
+    the alias of the module of numpy-exact helpers (fsign, ffloordiv, ifloordiv,
+    fmod_numpy, imod, ipow, maxnan, minnan)."""
+
+    function: Callable[[str, np.dtype], str]
+    lib: str
+
+
+CPU = Dialect(_cpu_function, "lib")
+
+
 def _as(dtype: np.dtype, expression: str, from_dtype: np.dtype) -> str:
     if from_dtype == dtype:
         return expression
@@ -79,30 +107,32 @@ def _common(dtypes: list[np.dtype]) -> np.dtype:
     return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
 
 
-def _unary(op: str, a: str, dtype: np.dtype) -> str | None:
+def _unary(op: str, a: str, dtype: np.dtype, d: Dialect) -> str | None:
     """Unary ops computed in `dtype` (the operand already has it)."""
-    if op in VMATH and dtype.kind == "f":
-        return f"{vmath_name(op, dtype)}({a})"
-    if op in LIBM and dtype.kind == "f":
-        return f"{LIBM[op]}({a})"
+    if (op in VMATH or op in LIBM) and dtype.kind == "f":
+        return f"{d.function(op, dtype)}({a})"
     if op in ("floor", "ceil"):
         return a
     if op == "neg":
         return f"(-{a})"
     if op == "abs":
-        return a if dtype.kind in "bu" else (f"np.abs({a})" if dtype.kind == "f" else f"abs({a})")
+        return (
+            a
+            if dtype.kind in "bu"
+            else (f"{d.function('abs', dtype)}({a})" if dtype.kind == "f" else f"abs({a})")
+        )
     if op == "sign":
         if dtype.kind == "f":
-            return f"lib.fsign({a})"
+            return f"{d.lib}.fsign({a})"
         return f"(({a} > 0) - ({a} < 0))"
     if op == "round":
-        return f"np.rint({a})" if dtype.kind == "f" else a
+        return f"{d.function('rint', dtype)}({a})" if dtype.kind == "f" else a
     if op in ("stop_gradient",):
         return a
     return None
 
 
-def _binary(op: str, a: str, b: str, dtype: np.dtype) -> str | None:
+def _binary(op: str, a: str, b: str, dtype: np.dtype, d: Dialect) -> str | None:
     """Binary ops computed in `dtype` (both operands already have it)."""
     if op in ARITHMETIC:
         if dtype.kind == "b":
@@ -111,15 +141,20 @@ def _binary(op: str, a: str, b: str, dtype: np.dtype) -> str | None:
     if op == "div":
         return f"({a} / {b})"
     if op == "floor_divide":
-        return f"lib.ffloordiv({a}, {b})" if dtype.kind == "f" else f"lib.ifloordiv({a}, {b})"
+        name = "ffloordiv" if dtype.kind == "f" else "ifloordiv"
+        return f"{d.lib}.{name}({a}, {b})"
     if op == "mod":
-        return f"lib.fmod_numpy({a}, {b})" if dtype.kind == "f" else f"lib.imod({a}, {b})"
+        return f"{d.lib}.{'fmod_numpy' if dtype.kind == 'f' else 'imod'}({a}, {b})"
     if op == "pow":
-        return f"np.power({a}, {b})" if dtype.kind == "f" else f"lib.ipow({a}, {b})"
+        return (
+            f"{d.function('pow', dtype)}({a}, {b})"
+            if dtype.kind == "f"
+            else f"{d.lib}.ipow({a}, {b})"
+        )
     if op == "maximum":
-        return f"lib.maxnan({a}, {b})"
+        return f"{d.lib}.maxnan({a}, {b})"
     if op == "minimum":
-        return f"lib.minnan({a}, {b})"
+        return f"{d.lib}.minnan({a}, {b})"
     return None
 
 
@@ -129,13 +164,16 @@ def formula(
     in_dtypes: list[np.dtype],
     out_dtype: np.dtype,
     attrs: Any,
+    dialect: Dialect = CPU,
 ) -> str:
     """One element of elementwise `op` as an expression of exactly `out_dtype`."""
-    expression = _formula(op, args, in_dtypes, out_dtype, attrs)
+    expression = _formula(op, args, in_dtypes, out_dtype, attrs, dialect)
     return f"{ctor(out_dtype)}({expression})"
 
 
-def _formula(op: str, args: list[str], in_dtypes: list[np.dtype], out: np.dtype, attrs: Any) -> str:
+def _formula(
+    op: str, args: list[str], in_dtypes: list[np.dtype], out: np.dtype, attrs: Any, d: Dialect
+) -> str:
     if op == "cast":
         (a,), (t,) = args, in_dtypes
         return f"({a} != 0)" if out.kind == "b" else a
@@ -158,14 +196,14 @@ def _formula(op: str, args: list[str], in_dtypes: list[np.dtype], out: np.dtype,
         (a,), (t,) = args, in_dtypes
         if t.kind != "f":
             return "True" if op == "isfinite" else "False"
-        return f"np.{op}({a})"
+        return f"{d.function(op, t)}({a})"
     converted = [_as(out, x, t) for x, t in zip(args, in_dtypes, strict=True)]
     if len(converted) == 1:
-        result = _unary(op, converted[0], out)
+        result = _unary(op, converted[0], out, d)
     elif len(converted) == 2:
-        result = _binary(op, converted[0], converted[1], out)
+        result = _binary(op, converted[0], converted[1], out, d)
     else:
         result = None
     if result is None:
-        raise NotImplementedError(f"no CPU scalar formula for {op} on {in_dtypes} -> {out}")
+        raise NotImplementedError(f"no scalar formula for {op} on {in_dtypes} -> {out}")
     return result

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # __init__.py is taken for a namespace package), so reinstall when a package marker appears.
 PACKAGE_MARKERS := $(wildcard graphc/__init__.py passes/__init__.py kernels/__init__.py runtime/__init__.py)
 
-.PHONY: install test test-all demo lint format bench clean
+.PHONY: install test test-all test-gpu demo lint format bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -19,12 +19,19 @@ $(STAMP): pyproject.toml $(PACKAGE_MARKERS)
 	$(BIN)/pip install -e '.[dev,examples]'
 	touch $@
 
-# CI's suite; `make test-all` adds the slow tests (the op table compiled by numba, ...)
+# CI's suite: everything but the slow tests, then the CUDA tests on numba's CUDA simulator
+# (a second run: numba reads NUMBA_ENABLE_CUDASIM when it is imported). `make test-all`
+# adds the slow tests; `make test-gpu` runs the CUDA tests on a real GPU.
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not slow" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not slow and not cuda" tests
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "cuda and not slow" tests
 
 test-all: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not cuda" tests
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m cuda tests
+
+test-gpu: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m cuda tests
 
 DEMO_DIR := build/demo
 
@@ -49,6 +56,10 @@ BENCH_ARGS ?=
 
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# the workloads on an NVIDIA GPU against PyTorch CUDA (needs graphc[cuda] and torch)
+bench-gpu: install
+	$(BIN)/python bench/gpu.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .ruff_cache

@@ -406,7 +406,7 @@ def parser() -> argparse.ArgumentParser:
         help="an input: NAME=PATH.npy, NAME=PATH.npz, or PATH.npz holding inputs by name",
     )
     run.add_argument("--output", "-o", metavar="OUT.npz", help="also write the outputs here")
-    run.add_argument("--device", default=None, help="cpu (default) or reference")
+    run.add_argument("--device", default=None, help="cpu (default), cuda or reference")
     run.set_defaults(run=cmd_run)
 
     optimize = sub.add_parser("optimize", help="write the optimized graph to a new file")
@@ -432,7 +432,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=SIZE",
         help="a size known only at run time, by the name `graphc info` shows (e.g. x.0=64)",
     )
-    bench.add_argument("--device", default=None, help="cpu (default) or reference")
+    bench.add_argument("--device", default=None, help="cpu (default), cuda or reference")
     bench.set_defaults(run=cmd_bench)
     return top
 

@@ -4,8 +4,8 @@ Orchestration, on top of the IR core: extracts the graph the outputs and
 updates need, checks the signature, and runs calls. Every feed is validated
 (names, dtypes by numpy's same_kind casting rule, ranks, sizes, and every size
 the graph requires to agree) before anything is computed. Calls run on the
-numba CPU backend (device="cpu") or the numpy reference interpreter
-(device="reference").
+numba CPU backend (device="cpu"), the numba.cuda backend (device="cuda") or the
+numpy reference interpreter (device="reference").
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from graphc.ir import Graph
 from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor, variable_of
 from graphc.types import Sym, TensorType, format_shape
 
-DEVICES = ("cpu", "reference")
+DEVICES = ("cpu", "cuda", "reference")
 _UPDATE_LOCK = threading.Lock()  # variable updates of one call are applied together
 _MISSING = object()  # an input slot no argument has filled yet
 
@@ -153,10 +153,13 @@ class Function:
         self._input_index = {spec.name: i for i, spec in enumerate(inputs)}
         self._single = structure[0] == "single"
         self._defined = (graph, True)  # what graphc.save writes: see saved_form
-        self._executable = _compile(self) if device == "cpu" else None
+        self._executable: Any = None
         self._fast = None
-        if self._executable is not None:
+        if device == "cpu":
+            self._executable = _compile(self)
             self._fast = self._executable.fast_path(self._restructure)
+        elif device == "cuda":
+            self._executable = _compile_cuda(self)
 
     def __repr__(self) -> str:
         signature = ", ".join(str(s) for s in self.inputs)
@@ -215,6 +218,11 @@ class Function:
         return given
 
     def _convert(self, spec: TensorSpec, value: Any) -> np.ndarray:
+        if self.device == "cuda":
+            from graphc.runtime.cuda import device_feed, is_device_array
+
+            if is_device_array(value):
+                return device_feed(value, spec.name, spec.dtype)
         try:
             array = np.asarray(value)
         except (ValueError, TypeError) as error:
@@ -244,9 +252,12 @@ class Function:
                 declared, TensorType(array.dtype, array.shape), bindings, f"input {spec.name!r}"
             )
             sources[ref.node] = array
-        for node_id, variable in self._variables.items():
-            sources[node_id] = variable.get_state()
         source_types = {i: TensorType(a.dtype, a.shape) for i, a in sources.items()}
+        for node_id, variable in self._variables.items():
+            # (a variable's type is fixed: its state is read only when evaluated here)
+            source_types[node_id] = variable.type
+            if self.device == "reference":
+                sources[node_id] = variable.get_state()
         types = interpret.concrete_types(self.graph, source_types, bindings)
         for variable_id, value in self.graph.updates:
             new_type = types[value.node][value.index]
@@ -278,6 +289,8 @@ class Function:
             if kwargs or len(args) != len(self.inputs):
                 args = tuple(self._collect_feeds(args, kwargs))
             return fast(args)
+        if self.device == "cuda":
+            return self._restructure(self._executable(tuple(self._collect_feeds(args, kwargs))))
         sources, types = self._validate(args, kwargs)
         values = interpret.evaluate(self.graph, sources, types)
         results = [np.array(values[v], copy=True) for v in self.graph.outputs]
@@ -290,6 +303,17 @@ class Function:
                 for variable, state in new_states:
                     variable.set_state(state)
         return self._restructure(results)
+
+    def run_on_device(self, *args: Any, **kwargs: Any) -> Any:
+        """Run like a call, but leave the outputs on the GPU: numba device arrays (which
+        CuPy, PyTorch and numba take without a copy through __cuda_array_interface__),
+        in the output structure. Only for device="cuda"."""
+        if self.device != "cuda":
+            raise GraphcError(
+                f"run_on_device needs device='cuda'; this function runs on {self.device}"
+            )
+        feeds = tuple(self._collect_feeds(args, kwargs))
+        return self._restructure(self._executable(feeds, on_device=True))
 
     def _restructure(self, results: list[np.ndarray]) -> Any:
         if self._single:
@@ -322,20 +346,42 @@ def _compile(fn: Function) -> Any:
         [by_id[i].attrs["value"].array for i in generated.constants],
         [fn._variables[i] for i in generated.new_states],
         fn._checked_feeds,
+        [fn._variables[i] for i in set(program.state_of.values())],
+    )
+
+
+def _compile_cuda(fn: Function) -> Any:
+    """Lower the optimized graph to numba.cuda kernels and load them (the CUDA backend)."""
+    from graphc.kernels import plan
+    from graphc.kernels.cuda import codegen
+    from graphc.runtime.cuda import CudaExecutable
+
+    program = plan.plan(fn.graph)
+    generated = codegen.generate(program)
+    by_id = fn.graph.by_id
+    return CudaExecutable(
+        generated,
+        [fn._variables[i] for i in program.variables],
+        [by_id[i].attrs["value"].array for i in generated.constants],
+        [fn._variables[i] for i in generated.new_states],
+        [fn._variables[i] for i in set(program.state_of.values())],
+        fn._checked_feeds,
+        [spec.dtype for spec in fn.inputs],
     )
 
 
 def check_device(device: str | None) -> str:
-    """`device`, or the default device when None; raises for a device graphc lacks."""
+    """`device`, or the default device when None; raises ArgumentError for a device graphc
+    does not know and GraphcError (saying why) for "cuda" where no GPU is usable."""
     device = config.default_device() if device is None else device
-    if device == "cuda":
-        raise GraphcError(
-            "device='cuda': this version of graphc has no CUDA backend yet; use device='cpu'"
-        )
     if device not in DEVICES:
         raise ArgumentError(
             f"device must be one of {', '.join(map(repr, DEVICES))}; got {device!r}"
         )
+    if device == "cuda":
+        from graphc.runtime.cuda import require
+
+        require()
     return device
 
 
@@ -357,9 +403,10 @@ def function(
         What a call returns, as numpy arrays in the same structure.
     updates : dict Variable -> Tensor, optional
         New variable values, all computed from the old values, assigned after the outputs.
-    device : "cpu" (the default) or "reference"
-        Where the graph runs: "cpu" compiles it with numba (kernels/cpu/), "reference"
-        runs the numpy reference interpreter (for debugging). The environment variable
+    device : "cpu" (the default), "cuda" or "reference"
+        Where the graph runs: "cpu" compiles it with numba (kernels/cpu/), "cuda" with
+        numba.cuda for an NVIDIA GPU (kernels/cuda/; GraphcError when none is usable),
+        "reference" runs the numpy reference interpreter (for debugging). The environment variable
         GRAPHC_DEVICE changes the default.
     optimize : True, False or a list of pass names
         The optimization passes to run.

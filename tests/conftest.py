@@ -35,3 +35,20 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A generator seeded by the test's name, so every test is reproducible on its own."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `cuda` need a GPU or numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1,
+    which `make test` sets for its second pytest run); elsewhere they are skipped with
+    the reason graphc gives for device="cuda"."""
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda_items:
+        return
+    from graphc.runtime.cuda import unavailable
+
+    reason = unavailable()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=f"no CUDA device: {reason}")
+    for item in cuda_items:
+        item.add_marker(skip)

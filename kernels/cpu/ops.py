@@ -17,7 +17,7 @@ from graphc.kernels.cpu.codegen import CONTIGUOUS_VIEWS, Writer, emit_loop, loop
 from graphc.kernels.cpu.emit import emits, int_tuple
 from graphc.kernels.cpu.loops import REDUCTIONS
 from graphc.registry import REGISTRY, lookup
-from graphc.types import TensorType
+from graphc.types import Dim, TensorType
 
 PANEL = 64  # rows of a matmul computed before its epilogue runs over them (stay in cache)
 
@@ -118,12 +118,27 @@ def _slice(w: Writer, node: Node) -> None:
     w.define(node, 0, f"{w.arg(node.inputs[0])}[{index}]")
 
 
+def _cut(w: Writer, size: Dim, cut: int) -> str:
+    """Where numpy.split's cut index `cut` falls on an axis of `size` (clipped to it)."""
+    if isinstance(size, int):
+        return str(slice(cut, None).indices(size)[0])
+    n = w.dim(size)
+    return f"min({cut}, {n})" if cut >= 0 else f"max({n} + ({cut}), 0)"
+
+
 @emits("split", "split_like", alloc=False)
 def _split(w: Writer, node: Node) -> None:
     x = node.inputs[0]
     axis = node.attrs["axis"]
+    size = w.type_of(x).shape[axis]
+    # numpy.split cuts at (0, *indices): a cut below the previous one gives an empty
+    # piece, and the next piece starts at its own cut, not where the last one ended
+    cuts = (node.attrs.get("indices") or ()) if node.op == "split" else ()
+    starts = ["0", *(_cut(w, size, cut) for cut in cuts)] if cuts else None
     start = "0"
     for i, t in enumerate(node.types):
+        if starts is not None:
+            start = starts[i]
         stop = f"{start} + {w.dim(t.shape[axis])}"
         index = [":"] * t.ndim
         index[axis] = f"{start}:{stop}"

@@ -596,3 +596,17 @@ def test_kernels_refuse_operands_that_do_not_fit() -> None:
     for call in calls:
         with pytest.raises(ValueError, match=r"match|fit"):
             call()
+
+
+@pytest.mark.parametrize("cuts", [(3, 1), (1, 3), (-2, 5), (0, 0, 9)])
+@pytest.mark.parametrize("symbolic", [False, True])
+def test_split_at_cuts_like_numpy(cuts: tuple[int, ...], symbolic: bool) -> None:
+    """numpy.split at cut indices: each piece starts at its own cut (clipped to the axis),
+    also when a cut lies below the previous one."""
+    import graphc as gc
+
+    x = np.arange(12.0).reshape(2, 6)
+    p = gc.placeholder((2, None) if symbolic else (2, 6), "float64", name="x")
+    f = gc.function([p], list(gc.split(p, list(cuts), axis=1)), device="cpu")
+    for got, want in zip(f(x), np.split(x, list(cuts), axis=1), strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -24,11 +24,11 @@ $(STAMP): pyproject.toml $(PACKAGE_MARKERS)
 # adds the slow tests; `make test-gpu` runs the CUDA tests on a real GPU.
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not slow and not cuda" tests
-	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "cuda and not slow" tests
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "cuda and not slow" -W "ignore::RuntimeWarning" tests
 
 test-all: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not cuda" tests
-	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m cuda tests
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m cuda -W "ignore::RuntimeWarning" tests
 
 test-gpu: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m cuda tests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 from pathlib import Path
 
@@ -19,6 +20,12 @@ os.environ.setdefault("GRAPHC_PARALLEL", "0")  # parallel loops: tests/runtime/t
 os.environ.setdefault(
     "GRAPHC_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "graphc-tests")
 )
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    # numba's CUDA simulator runs each GPU thread as a Python thread while the launching
+    # thread polls them; with the default 5 ms GIL switch interval every syncthreads
+    # waits out the poller's slices (a training step of the MLP: 29 s, and 3.6 s here)
+    sys.setswitchinterval(1e-4)
 
 settings.register_profile(
     "ci",

@@ -22,9 +22,9 @@ from numba import cuda
 
 from graphc.kernels.cuda.lib import SIMULATED
 
-BLOCK = 16 if SIMULATED else 256
+BLOCK = 8 if SIMULATED else 256
 TILE = 4 if SIMULATED else 16
-MAX_BLOCKS = 3 if SIMULATED else 65535
+MAX_BLOCKS = 2 if SIMULATED else 65535
 MAX_TILES = 2 if SIMULATED else 1024  # matmul blocks along each grid axis
 
 

@@ -74,14 +74,19 @@ def _digits(n_train: int) -> tuple[np.ndarray, ...]:
     return images[:n_train], labels[:n_train], images[n_train:], labels[n_train:]
 
 
+BATCH = 16
+
+
 def _train_digits(device: str, steps: int) -> tuple[list[float], list[np.ndarray], float]:
-    """The digits example (an MLP trained with Adam), smaller: its losses, weights and
-    test accuracy after `steps` mini-batches of 32."""
-    train_x, train_y, test_x, test_y = _digits(32 * steps)
+    """The digits example (an MLP trained with Adam), smaller (the simulator runs every
+    GPU thread in Python): its losses, weights and accuracy on 100 test images after
+    `steps` mini-batches of 16."""
+    train_x, train_y, test_x, test_y = _digits(BATCH * steps)
+    test_x, test_y = test_x[:100], test_y[:100]
     rng = np.random.default_rng(0)
     x = gc.placeholder((None, 64), "float32", name="x")
     y = gc.placeholder((None,), "int64", name="y")
-    params = _params(rng, (64, 32, 10), "float32")
+    params = _params(rng, (64, 16, 10), "float32")
     loss = _mlp(x, y, params)
     updates = gc.optim.adam(params, gc.grad(loss, params), lr=1e-2)
     train_step = gc.function([x, y], loss, updates=updates, device=device)
@@ -91,8 +96,8 @@ def _train_digits(device: str, steps: int) -> tuple[list[float], list[np.ndarray
         [x, y], gc.mean(gc.equal(predictions, y).astype("float32")), device=device
     )
     losses = [
-        float(train_step(train_x[i : i + 32], train_y[i : i + 32]))
-        for i in range(0, 32 * steps, 32)
+        float(train_step(train_x[i : i + BATCH], train_y[i : i + BATCH]))
+        for i in range(0, BATCH * steps, BATCH)
     ]
     return losses, [p.value for p in params], float(accuracy(test_x, test_y))
 
@@ -100,14 +105,14 @@ def _train_digits(device: str, steps: int) -> tuple[list[float], list[np.ndarray
 def test_digits_training_matches_the_cpu() -> None:
     """Training on the GPU takes the same steps as on the CPU: the same losses, weights
     and accuracy (to float32 rounding), and it learns."""
-    losses, weights, accuracy = _train_digits("cuda", 8)
-    cpu_losses, cpu_weights, cpu_accuracy = _train_digits("cpu", 8)
+    losses, weights, accuracy = _train_digits("cuda", 6)
+    cpu_losses, cpu_weights, cpu_accuracy = _train_digits("cpu", 6)
     np.testing.assert_allclose(losses, cpu_losses, rtol=1e-4)
     for got, want in zip(weights, cpu_weights, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
-    assert abs(accuracy - cpu_accuracy) < 0.01
-    assert losses[-1] < losses[0] / 2
-    assert accuracy > 0.6
+    assert abs(accuracy - cpu_accuracy) <= 0.01
+    assert losses[-1] < losses[0] * 0.75
+    assert accuracy > 0.2  # twice chance, after 96 images
 
 
 def test_variables_stay_on_the_device() -> None:

@@ -21,6 +21,7 @@ of feed shapes; every size in generated code is a literal or a slot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,3 +171,21 @@ def plan(g: Graph) -> Program:
         state_of=state_of,
         copied_outputs=frozenset(copied),
     )
+
+
+def arena_layout(
+    program: Program, size: Callable[[TensorType], str]
+) -> tuple[list[str], dict[int, str], str]:
+    """Statements binding each arena buffer's byte offset to `o<i>` (from the element
+    counts `size` gives as expressions of the run-time sizes), those names, and the
+    expression of the total: both code generators carve their arenas this way."""
+    lines: list[str] = []
+    offsets: dict[int, str] = {}
+    total = "0"
+    for i, buffer in enumerate(program.buffers):
+        offsets[i] = f"o{i}"
+        lines.append(f"o{i} = {total}")
+        count = size(buffer.sized_like)
+        itemsize = buffer.dtype.itemsize
+        total = f"(o{i} + ({itemsize} * {count} + {ALIGN - 1}) // {ALIGN} * {ALIGN})"
+    return lines, offsets, total

@@ -207,3 +207,17 @@ def _formula(
     if result is None:
         raise NotImplementedError(f"no scalar formula for {op} on {in_dtypes} -> {out}")
     return result
+
+
+def identity(op: str, dtype: np.dtype) -> str:
+    """The starting value of reduction `op` (sum, prod, max, min) in `dtype`, as source."""
+    if op == "sum":
+        return literal(0, dtype)
+    if op == "prod":
+        return literal(1, dtype)
+    if dtype.kind == "f":
+        return literal(-np.inf if op == "max" else np.inf, dtype)
+    if dtype.kind == "b":
+        return literal(op == "min", dtype)
+    info = np.iinfo(dtype)
+    return literal(info.min if op == "max" else info.max, dtype)

@@ -402,14 +402,8 @@ def _allocate(w: Writer, value: Value, offsets: dict[int, str]) -> None:
 
 def _arena_layout(w: Writer) -> tuple[dict[int, str], str]:
     """Each buffer's byte offset (an expression of d-variables) and the total size."""
-    offsets: dict[int, str] = {}
-    total = "0"
-    for i, buffer in enumerate(w.program.buffers):
-        offsets[i] = f"o{i}"
-        w.line(f"o{i} = {total}")
-        count = w.size(buffer.sized_like)
-        align = planning.ALIGN
-        total = f"(o{i} + ({buffer.dtype.itemsize} * {count} + {align - 1}) // {align} * {align})"
+    lines, offsets, total = planning.arena_layout(w.program, w.size)
+    w.lines += lines
     return offsets, total
 
 

@@ -165,19 +165,6 @@ def _function(spec: LoopSpec, comment: str, pre: list[str], lines: list[str]) ->
     return "\n".join(head + _indent(unique_pre + lines, 1)) + "\n"
 
 
-def _identity(op: str, dtype: np.dtype) -> str:
-    if op == "sum":
-        return scalar.literal(0, dtype)
-    if op == "prod":
-        return scalar.literal(1, dtype)
-    if dtype.kind == "f":
-        return scalar.literal(-np.inf if op == "max" else np.inf, dtype)
-    if dtype.kind == "b":
-        return scalar.literal(op == "min", dtype)
-    info = np.iinfo(dtype)
-    return scalar.literal(info.min if op == "max" else info.max, dtype)
-
-
 def _combine(op: str, acc: str, value: str) -> str:
     return {
         "sum": f"lib.radd({acc}, {value})",
@@ -202,7 +189,9 @@ def _accumulate(op: str, dtype: np.dtype, value: str) -> list[str]:
 
 
 def _start(op: str, dtype: np.dtype) -> list[str]:
-    return [f"acc = {_identity(op, dtype)}"] + (["nan = False"] if _tracks_nan(op, dtype) else [])
+    return [f"acc = {scalar.identity(op, dtype)}"] + (
+        ["nan = False"] if _tracks_nan(op, dtype) else []
+    )
 
 
 def _total(op: str, dtype: np.dtype) -> str:
@@ -244,7 +233,7 @@ def reduction_source(spec: LoopSpec, comment: str) -> str:
     lines = []
     if prefix_reduces:
         window = "r0[lo:hi]" if kept and kept[0] == 0 else "r0"
-        lines.append(f"{window}.fill({_identity(op, out_dtype)})")
+        lines.append(f"{window}.fill({scalar.identity(op, out_dtype)})")
     loops = _loops(list(range(suffix)), spec, True)
     inner = []
     if suffix < rank:

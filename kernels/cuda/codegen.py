@@ -322,19 +322,6 @@ def emit_elementwise(w: Writer, node: Node, body: tuple, results: tuple[int, ...
     w.map(arrays, [w.dim(d) for d in shape], lines, comment)
 
 
-def _identity(op: str, dtype: np.dtype) -> str:
-    if op == "sum":
-        return scalar.literal(0, dtype)
-    if op == "prod":
-        return scalar.literal(1, dtype)
-    if dtype.kind == "f":
-        return scalar.literal(-np.inf if op == "max" else np.inf, dtype)
-    if dtype.kind == "b":
-        return scalar.literal(op == "min", dtype)
-    info = np.iinfo(dtype)
-    return scalar.literal(info.min if op == "max" else info.max, dtype)
-
-
 def _combine(op: str, a: str, b: str, dtype: np.dtype) -> str:
     if op == "sum":
         return f"({a} | {b})" if dtype.kind == "b" else f"({a} + {b})"
@@ -401,7 +388,7 @@ def emit_reduction(
     if arg:
         body.append("si = cuda.shared.array(BLOCK, numba.int64)")
     body += ["t = cuda.threadIdx.x", "o = cuda.blockIdx.x", "while o < n_out:"]
-    inner = [*_unravel(index, kept, "o"), f"acc = {_identity(extreme, acc_dtype)}"]
+    inner = [*_unravel(index, kept, "o"), f"acc = {scalar.identity(extreme, acc_dtype)}"]
     if arg:
         inner.append("best = m")
     inner += ["r = t", "while r < m:"]
@@ -465,14 +452,8 @@ def _allocate(w: Writer, value: Value, offsets: dict[int, str]) -> None:
 
 def _arena_layout(w: Writer) -> tuple[dict[int, str], str]:
     """Each buffer's byte offset (an expression of d-variables) and the total size."""
-    offsets: dict[int, str] = {}
-    total = "0"
-    for i, buffer in enumerate(w.program.buffers):
-        offsets[i] = f"o{i}"
-        w.line(f"o{i} = {total}")
-        count = w.size(buffer.sized_like)
-        align = planning.ALIGN
-        total = f"(o{i} + ({buffer.dtype.itemsize} * {count} + {align - 1}) // {align} * {align})"
+    lines, offsets, total = planning.arena_layout(w.program, w.size)
+    w.lines += lines
     return offsets, total
 
 

@@ -21,11 +21,43 @@ os.environ.setdefault(
     "GRAPHC_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "graphc-tests")
 )
 
+
+def _simulator_shares_shared_arrays() -> None:
+    """numba's simulator gives a block's threads one shared array by looking it up in a
+    dict and creating it when missing, unlocked: two threads preempted in between get
+    two arrays, and a block reduction sums half its values (seen once in a CI run).
+    Make the lookup and creation one step."""
+    import threading
+
+    from numba import types
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    from numba.np import numpy_support
+
+    unlocked = FakeCUDAShared.array
+    lock = threading.Lock()
+
+    def array(self: FakeCUDAShared, shape: object, dtype: object) -> object:
+        if shape == 0:  # dynamic shared memory: one buffer, no lookup
+            return unlocked(self, shape, dtype)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        frame = sys._getframe(1)  # allocations are told apart by the calling line
+        caller = (frame.f_code.co_filename, frame.f_lineno)
+        with lock:
+            allocated = self._allocations.get(caller)
+            if allocated is None:
+                allocated = self._allocations[caller] = np.empty(shape, dtype)
+        return allocated
+
+    FakeCUDAShared.array = array
+
+
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     # numba's CUDA simulator runs each GPU thread as a Python thread while the launching
     # thread polls them; with the default 5 ms GIL switch interval every syncthreads
     # waits out the poller's slices (a training step of the MLP: 29 s, and 3.6 s here)
     sys.setswitchinterval(1e-4)
+    _simulator_shares_shared_arrays()
 
 settings.register_profile(
     "ci",

@@ -41,11 +41,11 @@ def _transpose(w: Writer, node: Node) -> None:
     index = [""] * len(perm)
     for k, axis in enumerate(perm):
         index[axis] = f"j{k}"
-    target = ", ".join(f"j{k}" for k in range(len(perm)))
+    target = [f"j{k}" for k in range(len(perm))]
     w.map(
-        [w.arg(node.inputs[0]), w.out(node)],
+        [w.flat_arg(node.inputs[0]), _out(w, node)],
         [w.dim(d) for d in out_type.shape],
-        [f"a1[{target}] = a0[{', '.join(index)}]"],
+        [f"a1{_at(target)} = a0{_at(index)}"],
         f"transpose {tuple(perm)}",
     )
 

@@ -217,3 +217,16 @@ def test_index_checked_when_the_result_is_empty() -> None:
         f(np.zeros((0, 2), np.float32), np.array([2]))
     with pytest.raises(gc.IndexOutOfRangeError):
         f(np.zeros((3, 0), np.float32), np.array([0]))
+
+
+def test_transpose_of_every_rank() -> None:
+    """Transposes of rank 0 to 3 (unoptimized, so no pass removes the 0-d one)."""
+    arrays = [np.float32(3.0), np.arange(3.0), np.arange(6.0).reshape(2, 3)]
+    arrays.append(np.arange(24.0).reshape(2, 3, 4))
+    placeholders = [gc.placeholder(np.shape(a), "float64") for a in arrays]
+    outputs = [gc.transpose(p) for p in placeholders]
+    outputs.append(gc.transpose(placeholders[3], (1, 2, 0)))
+    f = gc.function(placeholders, outputs, device="cuda", optimize=False)
+    wants = [np.transpose(a) for a in arrays] + [np.transpose(arrays[3], (1, 2, 0))]
+    for got, want in zip(f(*arrays), wants, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -27,10 +27,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphc.ir import Graph, Node, Value
-from graphc.registry import lookup
+from graphc.registry import REGISTRY, lookup
 from graphc.types import Sym, TensorType
 
 ALIGN = 64  # bytes: each arena buffer starts on a cache line
+# the ops every backend computes with its elementwise loop (one body step)
+ELEMENTWISE_OPS = tuple(
+    sorted(
+        name
+        for name, opdef in REGISTRY.items()
+        if "elementwise" in opdef.traits and "source" not in opdef.traits
+    )
+)
 
 
 @dataclass(frozen=True)

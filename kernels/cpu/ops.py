@@ -16,19 +16,14 @@ from graphc.kernels.cpu import arrays, loops, nn  # noqa: F401  (their emitters 
 from graphc.kernels.cpu.codegen import CONTIGUOUS_VIEWS, Writer, emit_loop, loop_spec, operands_of
 from graphc.kernels.cpu.emit import emits, int_tuple
 from graphc.kernels.cpu.loops import REDUCTIONS
-from graphc.registry import REGISTRY, lookup
+from graphc.kernels.plan import ELEMENTWISE_OPS
+from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
 PANEL = 64  # rows of a matmul computed before its epilogue runs over them (stay in cache)
 
-ELEMENTWISE = sorted(
-    name
-    for name, opdef in REGISTRY.items()
-    if "elementwise" in opdef.traits and "source" not in opdef.traits
-)
 
-
-@emits(*ELEMENTWISE)
+@emits(*ELEMENTWISE_OPS)
 def _elementwise(w: Writer, node: Node) -> None:
     body = ((node.op, tuple(range(len(node.inputs))), node.attrs),)
     emit_loop(w, node, body, (len(node.inputs),))

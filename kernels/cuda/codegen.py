@@ -300,25 +300,38 @@ def emit_elementwise(w: Writer, node: Node, body: tuple, results: tuple[int, ...
     """One map kernel computing the results of an elementwise `body` over the node's
     inputs (broadcast), written to the node's outputs."""
     operands, body, results = scalar_constants(w, node, body, results)
-    out_type = w.type_of(node.outputs[0])
-    shape = out_type.shape
-    index = [f"j{k}" for k in range(len(shape))]
-    types = [w.type_of(v) for v in operands]
-    lines, value_types = body_lines(types, body, shape, index)
     arrays = [w.flat_arg(v) for v in operands]
+    comment = " -> ".join(step[0] for step in body) or "copy"
+    elementwise_map(w, node, arrays, [w.type_of(v) for v in operands], body, results, comment)
+
+
+def elementwise_map(
+    w: Writer,
+    node: Node,
+    arrays: list[str],
+    types: list[TensorType],
+    body: tuple,
+    results: tuple[int, ...],
+    comment: str,
+) -> None:
+    """The map kernel of an elementwise `body` over operand `arrays` of `types`, writing
+    the body's values `results` to the node's outputs."""
+    shape = w.type_of(node.outputs[0]).shape
+    index = [f"j{k}" for k in range(len(shape))]
+    lines, value_types = body_lines(types, body, shape, index)
+    arrays = list(arrays)
     target = "[0]" if not shape else f"[{', '.join(index)}]"
     for r, result in enumerate(results):
         out = w.type_of(node.outputs[r])
         value = f"x{result}"
         if value_types[result].dtype != out.dtype:
             value = f"{scalar.ctor(out.dtype)}({value})"
-        if result < len(operands) and not any(line.startswith(f"x{result} =") for line in lines):
+        if result < len(types) and not any(line.startswith(f"x{result} =") for line in lines):
             lines.append(
                 f"x{result} = {broadcast_index(types[result], f'a{result}', shape, index)}"
             )
-        lines.append(f"a{len(operands) + r}{target} = {value}")
+        lines.append(f"a{len(arrays)}{target} = {value}")
         arrays.append(f"launch.flat({w.out(node, r)})" if not shape else w.out(node, r))
-    comment = " -> ".join(step[0] for step in body) or "copy"
     w.map(arrays, [w.dim(d) for d in shape], lines, comment)
 
 

@@ -12,25 +12,19 @@ from graphc.kernels.cuda import arrays as _arrays  # noqa: F401  (registers the 
 from graphc.kernels.cuda.codegen import (
     REDUCTIONS,
     Writer,
-    body_lines,
-    broadcast_index,
+    elementwise_map,
     emit_elementwise,
     emit_reduction,
     emits,
+    infer_types,
     numba_type,
     scalar_constants,
 )
-from graphc.registry import REGISTRY
+from graphc.kernels.plan import ELEMENTWISE_OPS
 from graphc.types import TensorType
 
-ELEMENTWISE = sorted(
-    name
-    for name, opdef in REGISTRY.items()
-    if "elementwise" in opdef.traits and "source" not in opdef.traits
-)
 
-
-@emits(*ELEMENTWISE)
+@emits(*ELEMENTWISE_OPS)
 def _elementwise(w: Writer, node: Node) -> None:
     n = len(node.inputs)
     emit_elementwise(w, node, ((node.op, tuple(range(n)), node.attrs),), (n,))
@@ -166,7 +160,8 @@ def _fused_matmul(w: Writer, node: Node) -> None:
     n_in = len(node.inputs)
     position = next(i for i, step in enumerate(body) if step[0] == "matmul")
     _, (ia, ib), _ = body[position]
-    product_type = body_types(w, node)[n_in + position]
+    input_types = [w.type_of(v) for v in node.inputs]
+    product_type = infer_types(input_types, body)[n_in + position]
     temp = w.temp("product")
     dtype = scalar.ctor(product_type.dtype)
     w.line(f"{temp} = launch.empty({w.shape(product_type)}, {dtype}, stream)")
@@ -182,24 +177,10 @@ def _fused_matmul(w: Writer, node: Node) -> None:
         for i, (op, args, attrs) in enumerate(body)
         if i != position
     )
-    operand_types = [w.type_of(v) for v in node.inputs] + [product_type]
-    shape = w.type_of(node.outputs[0]).shape
-    index = [f"j{k}" for k in range(len(shape))]
-    lines, _ = body_lines(operand_types, epilogue, shape, index)
+    operand_types = [*input_types, product_type]
     arrays = [w.flat_arg(v) for v in node.inputs] + [temp]
-    target = "[0]" if not shape else f"[{', '.join(index)}]"
-    for r, result in enumerate(moved(v) for v in results):
-        out_type = w.type_of(node.outputs[r])
-        if result <= n_in and not any(line.startswith(f"x{result} =") for line in lines):
-            read = broadcast_index(operand_types[result], f"a{result}", shape, index)
-            lines.append(f"x{result} = {read}")
-        lines.append(f"a{len(arrays)}{target} = {scalar.ctor(out_type.dtype)}(x{result})")
-        arrays.append(f"launch.flat({w.out(node, r)})" if not shape else w.out(node, r))
     comment = " -> ".join(step[0] for step in epilogue) or "copy"
-    w.map(arrays, [w.dim(d) for d in shape], lines, f"matmul epilogue: {comment}")
-
-
-def body_types(w: Writer, node: Node) -> list[TensorType]:
-    from graphc.kernels.cuda.codegen import infer_types
-
-    return infer_types([w.type_of(v) for v in node.inputs], node.attrs["body"])
+    results = tuple(moved(v) for v in results)
+    elementwise_map(
+        w, node, arrays, operand_types, epilogue, results, f"matmul epilogue: {comment}"
+    )

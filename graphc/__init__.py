@@ -17,13 +17,19 @@ from graphc.autodiff import grad
 from graphc.dtypes import bool_, float32, float64, int32, int64
 from graphc.errors import (
     ArgumentError,
+    ArgumentTypeError,
+    DeviceError,
     DTypeError,
+    FileError,
     FormatError,
     GraphcError,
     IndexOutOfRangeError,
     InputError,
+    InputTypeError,
+    InternalError,
     PassError,
     ShapeError,
+    UnsupportedError,
     VerifyError,
 )
 from graphc.format import FORMAT_VERSION, load, save
@@ -36,7 +42,10 @@ __version__ = "0.1.0"
 __all__ = [
     *_api_names,
     "ArgumentError",
+    "ArgumentTypeError",
     "DTypeError",
+    "DeviceError",
+    "FileError",
     "FORMAT_VERSION",
     "FormatError",
     "Function",
@@ -44,9 +53,12 @@ __all__ = [
     "GraphcError",
     "IndexOutOfRangeError",
     "InputError",
+    "InputTypeError",
+    "InternalError",
     "Node",
     "PassError",
     "ShapeError",
+    "UnsupportedError",
     "Tensor",
     "TensorSpec",
     "Value",

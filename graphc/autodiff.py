@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from graphc.api.elementwise import add, cast, ones_like, zeros_like
-from graphc.errors import DTypeError, GraphcError, ShapeError
+from graphc.errors import ArgumentTypeError, DTypeError, ShapeError, UnsupportedError
 from graphc.ir import Node, Value, located
 from graphc.registry import NOT_DIFFERENTIABLE, lookup
 from graphc.tensor import DEFAULT_BUILDER, Tensor, as_tensor, build1
@@ -71,10 +71,10 @@ def _vjp(node: Node, cotangents: dict[Value, Tensor]) -> list[Any]:
     """The node's gradient rule applied to its outputs' cotangents (zeros where missing)."""
     opdef = lookup(node.op)
     if opdef.grad is None:
-        raise GraphcError(f"{node.op} has no gradient rule yet")
-    outputs = [Tensor(v) for v in node.outputs]
+        raise UnsupportedError(f"{node.op} has no gradient rule yet")
+    outputs = [DEFAULT_BUILDER.tensor(v) for v in node.outputs]
     gs = [_or_zeros(cotangents.get(v), t) for v, t in zip(node.outputs, outputs, strict=True)]
-    inputs = [Tensor(v) for v in node.inputs]
+    inputs = [DEFAULT_BUILDER.tensor(v) for v in node.inputs]
     if "multiple_outputs" not in opdef.traits:
         return list(opdef.grad(gs[0], outputs[0], *inputs, **node.attrs))
     return list(opdef.grad(tuple(gs), tuple(outputs), *inputs, **node.attrs))
@@ -102,7 +102,7 @@ def grad(y: Any, xs: Sequence[Any]) -> list[Tensor]:
     if y.dtype.kind != "f":
         raise located("grad", DTypeError, f"y must be a float, got {y.type}")
     if isinstance(xs, Tensor) or not isinstance(xs, Sequence):
-        raise located("grad", GraphcError, "xs must be a list of tensors")
+        raise located("grad", ArgumentTypeError, "xs must be a list of tensors")
     xs = [as_tensor(x) for x in xs]
     for x in xs:
         if x.dtype.kind != "f":
@@ -122,7 +122,7 @@ def grad(y: Any, xs: Sequence[Any]) -> list[Tensor]:
         for value, contribution in zip(node.inputs, _vjp(node, cotangents), strict=True):
             if contribution is None or not _is_float(value):
                 continue
-            contribution = fit_to(as_tensor(contribution), Tensor(value))
+            contribution = fit_to(as_tensor(contribution), DEFAULT_BUILDER.tensor(value))
             previous = cotangents.get(value)
             cotangents[value] = contribution if previous is None else add(previous, contribution)
     return [_or_zeros(cotangents.get(x.ref), x) for x in xs]

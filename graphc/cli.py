@@ -67,7 +67,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     print("outputs:")
     for spec in signature["outputs"]:
         print(f"  {spec['name']}: {spec['dtype']}{_shape(spec['shape'])}")
-    variables = list(parts["variables"].values())
+    variables = list(parts["states"].values())
     total = sum(v.get_state().nbytes for v in variables)
     print(f"variables:   {len(variables)}, {_nbytes(total)}")
     for v in variables:

@@ -33,13 +33,17 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphc.errors import FormatError, GraphcError
+from graphc.errors import ArgumentTypeError, FileError, FormatError, GraphcError, InternalError
 from graphc.ir import Graph, Value
 from graphc.registry import Attrs, ConstArray
+from graphc.state import VariableState
+
+if TYPE_CHECKING:
+    from graphc.tensor import Tensor
 
 FORMAT_VERSION = 1
 # Changelog of FORMAT_VERSION (a reader reads every version up to its own):
@@ -91,7 +95,7 @@ def _encode_attr(value: Any, arrays: _Arrays) -> Any:
         return {"array": arrays.add(value.array)}
     if isinstance(value, Attrs):
         return {"attrs": {k: _encode_attr(v, arrays) for k, v in value.items()}}
-    raise GraphcError(f"cannot save an attribute value of type {type(value).__name__}")
+    raise InternalError(f"cannot save an attribute value of type {type(value).__name__}")
 
 
 def _encode_type(t: Any) -> dict[str, Any]:
@@ -107,6 +111,7 @@ def manifest_of(fn: Any, arrays: _Arrays) -> dict[str, Any]:
     from graphc import __version__
 
     graph, optimized = fn.saved_form()
+    states = fn.variables_by_node()
     variables = []
     nodes = []
     for n in graph.nodes:
@@ -122,7 +127,7 @@ def manifest_of(fn: Any, arrays: _Arrays) -> dict[str, Any]:
             }
         )
         if n.op == "variable":
-            variable = fn.variables_by_node()[n.id]
+            variable = states[n.id]
             variables.append(
                 {
                     "node": n.id,
@@ -170,12 +175,20 @@ def save(path: str | os.PathLike[str], fn: Any) -> None:
     from graphc.function import Function
 
     if not isinstance(fn, Function):
-        raise GraphcError(f"graphc.save needs a graphc.Function, got {type(fn).__name__}")
-    path = os.fspath(path)
+        raise ArgumentTypeError(f"graphc.save needs a graphc.Function, got {type(fn).__name__}")
+    path = _checked_path(path)
+    with fn.update_locks():  # a consistent set of values, none of them half updated
+        _save_locked(path, fn)
+
+
+def _save_locked(path: str, fn: Any) -> None:
     arrays = _Arrays()
     manifest = manifest_of(fn, arrays)
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".graphc-", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".graphc-", suffix=".tmp")
+    except OSError as error:
+        raise _file_error(error, path) from None
     try:
         with os.fdopen(handle, "wb") as raw:
             _write_archive(raw, manifest, arrays)
@@ -183,10 +196,31 @@ def save(path: str | os.PathLike[str], fn: Any) -> None:
             os.fsync(raw.fileno())
         os.chmod(temporary, _file_mode(path))
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _file_error(error, path) from None
         raise
+
+
+def _checked_path(path: Any) -> str:
+    """`path` as a str: paths may be str or os.PathLike (bytes paths are refused)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise ArgumentTypeError(
+            f"a path must be a str or os.PathLike, got {type(path).__name__}"
+        ) from None
+    if not isinstance(path, str):
+        raise ArgumentTypeError("a path must be a str or os.PathLike of str, got bytes")
+    return path
+
+
+def _file_error(error: OSError, path: str) -> FileError:
+    """An OSError of graphc.save as a FileError with the same errno."""
+    reason = error.strerror or str(error)
+    return FileError(error.errno, f"cannot write {path}: {reason}", path)
 
 
 def _file_mode(path: str) -> int:
@@ -223,6 +257,11 @@ class _Reader:
             self.size = os.path.getsize(path)
             self.archive = zipfile.ZipFile(path)
             infos = self.archive.infolist()
+        except FileNotFoundError:
+            raise
+        except OSError as error:  # a directory, no permission, a device that fails to read
+            reason = error.strerror or type(error).__name__
+            raise self.error(f"not a readable graphc file ({reason})") from None
         except (
             zipfile.BadZipFile,
             zipfile.LargeZipFile,
@@ -464,8 +503,10 @@ class _Rebuilder:
             if node_id in self.saved_variables:
                 raise reader.error(f"variable node {node_id} is listed twice")
             self.saved_variables[node_id] = entry
-        self.values: dict[tuple[int, int], Value] = {}  # (saved id, index) -> new value
-        self.made: dict[int, Any] = {}  # new node id -> its Variable
+        # (saved id, index) -> its new Tensor: holding the Tensors keeps the rebuilt
+        # nodes alive in the default graph until the Function holds the graph
+        self.values: dict[tuple[int, int], Tensor] = {}
+        self.states: dict[int, VariableState] = {}  # new variable node id -> its state
 
     def array(self, name: str) -> np.ndarray:
         if name not in self.arrays:
@@ -503,12 +544,12 @@ class _Rebuilder:
             else:
                 name = schema.str(node.get("name"), f"{where}.name", optional=True)
                 origin = schema.str(node.get("origin"), f"{where}.origin", optional=True)
-                outputs = DEFAULT_BUILDER.add(op, inputs, attrs, name=name, origin=origin)
+                outputs = DEFAULT_BUILDER.tensors(op, inputs, attrs, name=name, origin=origin)
         except FormatError:
             raise
         except GraphcError as error:
             raise self.reader.error(f"node {node_id} ({op}): {error}") from None
-        inferred = [_plain(DEFAULT_BUILDER.type_of(v)) for v in outputs]
+        inferred = [_plain(t.type) for t in outputs]
         if inferred != declared:
             raise self.reader.error(
                 f"node {node_id} ({op}) declares types {_show(declared)} but they infer as "
@@ -517,7 +558,7 @@ class _Rebuilder:
         for j, v in enumerate(outputs):
             self.values[(node_id, j)] = v
 
-    def value(self, ref: Any, where: str, reader_name: str) -> Value:
+    def value(self, ref: Any, where: str, reader_name: str) -> Tensor:
         key = self.schema.value(ref, where)
         if key not in self.values:
             raise self.reader.error(
@@ -526,7 +567,7 @@ class _Rebuilder:
             )
         return self.values[key]
 
-    def variable(self, node_id: int, attrs: dict[str, Any]) -> tuple[Value, ...]:
+    def variable(self, node_id: int, attrs: dict[str, Any]) -> tuple[Tensor, ...]:
         from graphc.tensor import Variable
 
         schema = self.schema
@@ -547,8 +588,8 @@ class _Rebuilder:
             )
         trainable = schema.bool(entry["trainable"], f"{where}.trainable")
         variable = Variable(array, name=name, trainable=trainable)
-        self.made[variable.ref.node] = variable
-        return (variable.ref,)
+        self.states[variable.ref.node] = variable.state
+        return (variable,)
 
     def graph(self, raw: Any) -> Graph:
         from graphc.tensor import DEFAULT_BUILDER
@@ -573,12 +614,11 @@ class _Rebuilder:
             if len(pair) != 2:
                 raise self.reader.error(f"graph.updates[{i}] is not [variable, value]")
             target = self.value([pair[0], 0], f"graph.updates[{i}][0]", "an update")
-            if DEFAULT_BUILDER.node(target).op != "variable":
+            if target.op != "variable":
                 raise self.reader.error(f"graph.updates[{i}] updates a node that is not a variable")
-            updates.append(
-                (target.node, self.value(pair[1], f"graph.updates[{i}][1]", "an update"))
-            )
-        return DEFAULT_BUILDER.build(inputs, outputs, updates)
+            updates.append((target, self.value(pair[1], f"graph.updates[{i}][1]", "an update")))
+        graph, _ = DEFAULT_BUILDER.extract(inputs, outputs, updates)
+        return graph
 
 
 def _plain(t: Any) -> tuple[str, tuple[Any, ...]]:
@@ -591,7 +631,7 @@ def _show(types: list[tuple[str, tuple[Any, ...]]]) -> str:
 
 def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checked manifest of the file at `path` and its rebuilt parts (graph, variables)."""
-    path = os.fspath(path)
+    path = _checked_path(path)
     reader = _Reader(path)
     try:
         manifest = _read_manifest(reader)
@@ -602,7 +642,7 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
             graph = rebuilder.graph(top["graph"])
         except (RecursionError, OverflowError, MemoryError) as error:
             raise reader.error(f"the graph cannot be rebuilt ({type(error).__name__})") from None
-        parts = {"graph": graph, "variables": rebuilder.made, "schema": schema}
+        parts = {"graph": graph, "states": rebuilder.states, "schema": schema}
         parts["manifest"] = manifest
         return manifest, parts
     finally:
@@ -667,7 +707,9 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     except GraphcError as error:
         raise reader_error(f"the graph does not verify: {error}") from None
     try:
-        return assemble(graph, names, structure, device, pipeline, optimized=optimized)
+        return assemble(
+            graph, parts["states"], names, structure, device, pipeline, optimized=optimized
+        )
     except FormatError:
         raise
     except GraphcError as error:

@@ -10,21 +10,29 @@ numpy reference interpreter (device="reference").
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from graphc import config, interpret
-from graphc.errors import ArgumentError, DTypeError, GraphcError, InputError, ShapeError
+from graphc.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    DeviceError,
+    DTypeError,
+    InputError,
+    InputTypeError,
+    ShapeError,
+)
 from graphc.ir import Graph
-from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor, variable_of
+from graphc.state import NO_LOCKS, UpdateLocks, VariableState
+from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor
 from graphc.types import Sym, TensorType, format_shape
 
 DEVICES = ("cpu", "cuda", "reference")
-_UPDATE_LOCK = threading.Lock()  # variable updates of one call are applied together
 _MISSING = object()  # an input slot no argument has filled yet
 
 
@@ -62,13 +70,13 @@ def _flatten_outputs(outputs: Any) -> tuple[list[Tensor], list[str], Any]:
 
 def _check_inputs(inputs: Sequence[Any]) -> list[Tensor]:
     if isinstance(inputs, Tensor) or not isinstance(inputs, Sequence):
-        raise InputError("inputs must be a list of placeholders")
+        raise InputTypeError("inputs must be a list of placeholders")
     names: set[str] = set()
     for item in inputs:
         if isinstance(item, Variable):
-            raise InputError(f"{item!r} is a Variable; variables are state, not inputs")
+            raise InputTypeError(f"{item!r} is a Variable; variables are state, not inputs")
         if not isinstance(item, Tensor) or item.op != "placeholder":
-            raise InputError(f"{item!r} is not a placeholder; only placeholders are inputs")
+            raise InputTypeError(f"{item!r} is not a placeholder; only placeholders are inputs")
         if item.name in names:
             raise InputError(f"two inputs are named {item.name!r}; input names must be unique")
         names.add(item.name)  # type: ignore[arg-type]
@@ -79,11 +87,11 @@ def _check_updates(updates: Mapping[Any, Any] | None) -> list[tuple[Variable, Te
     if updates is None:
         return []
     if not isinstance(updates, Mapping):
-        raise GraphcError("updates must be a dict mapping Variables to new values")
+        raise ArgumentTypeError("updates must be a dict mapping Variables to new values")
     checked = []
     for variable, new_value in updates.items():
         if not isinstance(variable, Variable):
-            raise GraphcError(f"update target {variable!r} is not a Variable")
+            raise ArgumentTypeError(f"update target {variable!r} is not a Variable")
         new = as_tensor(new_value, like=variable.dtype)
         declared, given = variable.type, new.type
         if given.dtype != declared.dtype:
@@ -110,97 +118,40 @@ def _check_optimize(optimize: Any) -> tuple[str, ...]:
     if optimize is False or optimize is None:
         return ()
     if isinstance(optimize, str) or not isinstance(optimize, Sequence):
-        raise ArgumentError(
+        raise ArgumentTypeError(
             f"optimize must be True, False or a list of pass names, got {optimize!r}"
         )
+    if not all(isinstance(name, str) for name in optimize):
+        raise ArgumentTypeError(f"optimize must be a list of pass names, got {optimize!r:.60}")
     unknown = [name for name in optimize if name not in PASSES]
     if unknown:
         raise ArgumentError(f"unknown pass(es) {unknown}; passes are {', '.join(PASSES)}")
     return tuple(optimize)
 
 
-class Function:
-    """A compiled graph: call it with numpy arrays, get numpy arrays back.
+class FeedChecker:
+    """Checks a call's feeds against a graph's signature before anything runs.
 
-    Attributes
-    ----------
-    graph : Graph
-        The IR that runs.
-    inputs, outputs : tuple of TensorSpec
-        The signature.
+    Separate from the Function so that executables can call it without holding the
+    Function: a dropped Function is freed at once, with its executable and arenas.
     """
 
     def __init__(
         self,
         graph: Graph,
         inputs: tuple[TensorSpec, ...],
-        outputs: tuple[TensorSpec, ...],
-        structure: Any,
-        variables: dict[int, Variable],
+        states: Mapping[int, VariableState],
         device: str,
-        pipeline: tuple[str, ...],
-        pass_report: Any,
     ) -> None:
         self.graph = graph
-        self._pass_report = pass_report
         self.inputs = inputs
-        self.outputs = outputs
         self.device = device
-        self.pipeline = pipeline
-        self._structure = structure
-        self._variables = variables
+        self._states = dict(states)
         self._input_types = tuple(graph.type_of(v) for v in graph.inputs)
         self._input_index = {spec.name: i for i, spec in enumerate(inputs)}
-        self._single = structure[0] == "single"
-        self._defined = (graph, True)  # what graphc.save writes: see saved_form
-        self._executable: Any = None
-        self._fast = None
-        if device == "cpu":
-            self._executable = _compile(self)
-            self._fast = self._executable.fast_path(self._restructure)
-        elif device == "cuda":
-            self._executable = _compile_cuda(self)
 
-    def __repr__(self) -> str:
-        signature = ", ".join(str(s) for s in self.inputs)
-        results = ", ".join(str(s) for s in self.outputs)
-        return f"<graphc.Function ({signature}) -> ({results}) on {self.device}>"
-
-    @property
-    def structure(self) -> Any:
-        """How outputs are returned: ("single", 1), (list or tuple, n) or ("dict", keys)."""
-        return self._structure
-
-    def saved_form(self) -> tuple[Graph, bool]:
-        """The graph graphc.save writes and whether it is already optimized: the graph
-        as defined, or the optimized one of a function loaded from an optimized file."""
-        return self._defined
-
-    def variables_by_node(self) -> dict[int, Variable]:
-        """The Variables of the saved graph, by variable node id."""
-        graph, _ = self._defined
-        return {n.id: variable_of(n.id) for n in graph.nodes if n.op == "variable"}
-
-    def optimized(self) -> Function:
-        """This function with its optimized graph as the one graphc.save writes (what
-        `graphc optimize` saves): loading that file skips the passes."""
-        graph = self.graph.replace(memory=None)
-        fn = assemble(
-            graph,
-            [spec.name for spec in self.outputs],
-            self._structure,
-            self.device,
-            self.pipeline,
-            optimized=True,
-        )
-        fn._pass_report = self._pass_report
-        return fn
-
-    def report(self) -> Any:
-        """What each optimization pass did: a PassReport, whose str() is a table."""
-        return self._pass_report
-
-    def _collect_feeds(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    def collect(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        """The feeds in input order, from positional and keyword arguments."""
         if len(args) > len(self.inputs):
             raise InputError(f"takes {len(self.inputs)} inputs, got {len(args)} positional")
         given: list[Any] = list(args) + [_MISSING] * (len(self.inputs) - len(args))
@@ -236,12 +187,13 @@ class Function:
             )
         return array.astype(spec.dtype)
 
-    def _validate(
+    def validate(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], bindings: dict[Sym, int] | None = None
     ) -> tuple[dict[int, np.ndarray], interpret.ConcreteTypes]:
-        """Every source value of this call, and every node's concrete types; raises
-        InputError before anything is computed. Fills `bindings` with every run-time size."""
-        given = self._collect_feeds(args, kwargs)
+        """Every feed of this call, by placeholder node id, and every node's concrete
+        types; raises InputError before anything is computed. Fills `bindings` with
+        every run-time size."""
+        given = self.collect(args, kwargs)
         bindings = {} if bindings is None else bindings
         sources: dict[int, np.ndarray] = {}
         for spec, value, ref, declared in zip(
@@ -253,20 +205,124 @@ class Function:
             )
             sources[ref.node] = array
         source_types = {i: TensorType(a.dtype, a.shape) for i, a in sources.items()}
-        for node_id, variable in self._variables.items():
-            # (a variable's type is fixed: its state is read only when evaluated here)
-            source_types[node_id] = variable.type
-            if self.device == "reference":
-                sources[node_id] = variable.get_state()
+        for node_id in self._states:
+            # (a variable's type is fixed: its state is read only when the call runs)
+            source_types[node_id] = self.graph.node(node_id).types[0]
         types = interpret.concrete_types(self.graph, source_types, bindings)
         for variable_id, value in self.graph.updates:
             new_type = types[value.node][value.index]
             if new_type != source_types[variable_id]:
                 raise InputError(
-                    f"the update of variable {self._variables[variable_id].name!r} "
+                    f"the update of variable {self._states[variable_id].name!r} "
                     f"({source_types[variable_id]}) computes {new_type}"
                 )
         return sources, types
+
+    def checked_feeds(self, feeds: tuple[Any, ...]) -> tuple[list[np.ndarray], dict[Sym, int]]:
+        """An executable's slow path: full validation, converted feeds, every size."""
+        bindings: dict[Sym, int] = {}
+        sources, _ = self.validate(feeds, {}, bindings)
+        return [sources[v.node] for v in self.graph.inputs], bindings
+
+
+def restructurer(structure: Any) -> Callable[[list[Any]], Any]:
+    """A function from the list of results to the user's output structure."""
+    kind, detail = structure
+    if kind == "single":
+        return operator.itemgetter(0)
+    if kind == "dict":
+        keys = tuple(detail)
+        return lambda results: dict(zip(keys, results, strict=True))
+    return kind  # list or tuple
+
+
+class Function:
+    """A compiled graph: call it with numpy arrays, get numpy arrays back.
+
+    Attributes
+    ----------
+    graph : Graph
+        The IR that runs (nodes numbered 0, 1, ... in order).
+    inputs, outputs : tuple of TensorSpec
+        The signature.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        inputs: tuple[TensorSpec, ...],
+        outputs: tuple[TensorSpec, ...],
+        structure: Any,
+        states: dict[int, VariableState],
+        device: str,
+        pipeline: tuple[str, ...],
+        pass_report: Any,
+    ) -> None:
+        self.graph = graph
+        self._pass_report = pass_report
+        self.inputs = inputs
+        self.outputs = outputs
+        self.device = device
+        self.pipeline = pipeline
+        self._structure = structure
+        self._variables = states  # variable node id of `graph` -> its state
+        self._feeds = FeedChecker(graph, inputs, states, device)
+        self._restructure = restructurer(structure)
+        # a call that updates variables holds their locks from reading to writing them
+        self._locks = UpdateLocks(states.values()) if graph.updates else NO_LOCKS
+        self._defined = (graph, True)  # what graphc.save writes: see saved_form
+        self._defined_states = states
+        self._executable: Any = None
+        self._fast = None
+        if device == "cpu":
+            self._executable = _compile(self)
+            self._fast = self._executable.fast_path(self._restructure)
+        elif device == "cuda":
+            self._executable = _compile_cuda(self)
+
+    def __repr__(self) -> str:
+        signature = ", ".join(str(s) for s in self.inputs)
+        results = ", ".join(str(s) for s in self.outputs)
+        return f"<graphc.Function ({signature}) -> ({results}) on {self.device}>"
+
+    @property
+    def structure(self) -> Any:
+        """How outputs are returned: ("single", 1), (list or tuple, n) or ("dict", keys)."""
+        return self._structure
+
+    def saved_form(self) -> tuple[Graph, bool]:
+        """The graph graphc.save writes and whether it is already optimized: the graph
+        as defined, or the optimized one of a function loaded from an optimized file."""
+        return self._defined
+
+    def variables_by_node(self) -> dict[int, VariableState]:
+        """The state of each variable of the saved graph, by variable node id."""
+        return dict(self._defined_states)
+
+    def update_locks(self) -> UpdateLocks:
+        """The update locks of every variable this function uses (graphc.save holds them
+        to read a consistent set of values)."""
+        return UpdateLocks(self._defined_states.values())
+
+    def optimized(self) -> Function:
+        """This function with its optimized graph as the one graphc.save writes (what
+        `graphc optimize` saves): loading that file skips the passes."""
+        graph = self.graph.replace(memory=None)
+        fn = assemble(
+            graph,
+            self._variables,
+            [spec.name for spec in self.outputs],
+            self._structure,
+            self.device,
+            self.pipeline,
+            optimized=True,
+        )
+        fn._pass_report = self._pass_report
+        return fn
+
+    def report(self) -> Any:
+        """What each optimization pass did: a PassReport, whose str() is a table."""
+        return self._pass_report
 
     @property
     def source(self) -> str:
@@ -276,52 +332,43 @@ class Function:
             return ""
         return self._executable.generated.source
 
-    def _checked_feeds(self, feeds: tuple[Any, ...]) -> tuple[list[np.ndarray], dict[Sym, int]]:
-        """The executable's slow path: full validation, converted feeds, every size."""
-        bindings: dict[Sym, int] = {}
-        sources, _ = self._validate(feeds, {}, bindings)
-        return [sources[v.node] for v in self.graph.inputs], bindings
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the graph: inputs positionally in `inputs` order or by name."""
         fast = self._fast
         if fast is not None:
             if kwargs or len(args) != len(self.inputs):
-                args = tuple(self._collect_feeds(args, kwargs))
+                args = tuple(self._feeds.collect(args, kwargs))
             return fast(args)
         if self.device == "cuda":
-            return self._restructure(self._executable(tuple(self._collect_feeds(args, kwargs))))
-        sources, types = self._validate(args, kwargs)
-        values = interpret.evaluate(self.graph, sources, types)
-        results = [np.array(values[v], copy=True) for v in self.graph.outputs]
-        if self.graph.updates:
-            new_states = [
-                (self._variables[var], np.array(values[v], copy=True))
+            return self._restructure(self._executable(tuple(self._feeds.collect(args, kwargs))))
+        return self._restructure(self._run_reference(args, kwargs))
+
+    def _run_reference(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[np.ndarray]:
+        """A call on the numpy reference interpreter."""
+        sources, types = self._feeds.validate(args, kwargs)
+        with self._locks:
+            for node_id, state in self._variables.items():
+                sources[node_id] = state.get_state()
+            values = interpret.evaluate(self.graph, sources, types)
+            results = [np.array(values[v], copy=True) for v in self.graph.outputs]
+            new_states = [  # (C order: compiled functions read the same arrays)
+                (self._variables[var], np.array(values[v], copy=True, order="C"))
                 for var, v in self.graph.updates
             ]
-            with _UPDATE_LOCK:
-                for variable, state in new_states:
-                    variable.set_state(state)
-        return self._restructure(results)
+            for state, array in new_states:
+                state.set_state(array)
+        return results
 
     def run_on_device(self, *args: Any, **kwargs: Any) -> Any:
         """Run like a call, but leave the outputs on the GPU: numba device arrays (which
         CuPy, PyTorch and numba take without a copy through __cuda_array_interface__),
         in the output structure. Only for device="cuda"."""
         if self.device != "cuda":
-            raise GraphcError(
+            raise DeviceError(
                 f"run_on_device needs device='cuda'; this function runs on {self.device}"
             )
-        feeds = tuple(self._collect_feeds(args, kwargs))
+        feeds = tuple(self._feeds.collect(args, kwargs))
         return self._restructure(self._executable(feeds, on_device=True))
-
-    def _restructure(self, results: list[np.ndarray]) -> Any:
-        if self._single:
-            return results[0]
-        kind, detail = self._structure
-        if kind == "dict":
-            return dict(zip(detail, results, strict=True))
-        return kind(results)
 
 
 def _compile(fn: Function) -> Any:
@@ -339,14 +386,15 @@ def _compile(fn: Function) -> Any:
     generated = codegen.generate(
         program, parallel=parallel, min_parallel=config.parallel_min_elements()
     )
-    by_id = fn.graph.by_id
+    by_id, states = fn.graph.by_id, fn._variables
     return Executable(
         generated,
-        [fn._variables[i] for i in program.variables],
+        [states[i] for i in program.variables],
         [by_id[i].attrs["value"].array for i in generated.constants],
-        [fn._variables[i] for i in generated.new_states],
-        fn._checked_feeds,
-        [fn._variables[i] for i in set(program.state_of.values())],
+        [states[i] for i in generated.new_states],
+        fn._feeds.checked_feeds,
+        [states[i] for i in set(program.state_of.values())],
+        fn._locks,
     )
 
 
@@ -358,15 +406,16 @@ def _compile_cuda(fn: Function) -> Any:
 
     program = plan.plan(fn.graph)
     generated = codegen.generate(program)
-    by_id = fn.graph.by_id
+    by_id, states = fn.graph.by_id, fn._variables
     return CudaExecutable(
         generated,
-        [fn._variables[i] for i in program.variables],
+        [states[i] for i in program.variables],
         [by_id[i].attrs["value"].array for i in generated.constants],
-        [fn._variables[i] for i in generated.new_states],
-        [fn._variables[i] for i in set(program.state_of.values())],
-        fn._checked_feeds,
+        [states[i] for i in generated.new_states],
+        [states[i] for i in set(program.state_of.values())],
+        fn._feeds.checked_feeds,
         [spec.dtype for spec in fn.inputs],
+        fn._locks,
     )
 
 
@@ -374,6 +423,8 @@ def check_device(device: str | None) -> str:
     """`device`, or the default device when None; raises ArgumentError for a device graphc
     does not know and GraphcError (saying why) for "cuda" where no GPU is usable."""
     device = config.default_device() if device is None else device
+    if not isinstance(device, str):
+        raise ArgumentTypeError(f"device must be a str, got {device!r:.60}")
     if device not in DEVICES:
         raise ArgumentError(
             f"device must be one of {', '.join(map(repr, DEVICES))}; got {device!r}"
@@ -416,22 +467,19 @@ def function(
     input_tensors = _check_inputs(inputs)
     output_tensors, output_names, structure = _flatten_outputs(outputs)
     update_pairs = _check_updates(updates)
-    graph = DEFAULT_BUILDER.build(
-        [t.ref for t in input_tensors],
-        [t.ref for t in output_tensors],
-        [(variable.ref.node, new.ref) for variable, new in update_pairs],
-    )
+    graph, states = DEFAULT_BUILDER.extract(input_tensors, output_tensors, update_pairs)
     declared = {v.node for v in graph.inputs}
     undeclared = [n.name for n in graph.nodes if n.op == "placeholder" and n.id not in declared]
     if undeclared:
         raise InputError(
             f"the outputs need placeholder(s) {undeclared}, which are not among the inputs"
         )
-    return assemble(graph, output_names, structure, device, pipeline)
+    return assemble(graph, states, output_names, structure, device, pipeline)
 
 
 def assemble(
     defined: Graph,
+    states: Mapping[int, VariableState],
     output_names: Sequence[str],
     structure: Any,
     device: str,
@@ -439,14 +487,16 @@ def assemble(
     *,
     optimized: bool = False,
 ) -> Function:
-    """The Function of an extracted graph: optimized by `pipeline` (only its memory
-    planning when `optimized` says the passes already ran), then compiled for `device`.
+    """The Function of an extracted graph whose variable nodes have `states` (by node
+    id): optimized by `pipeline` (only its memory planning when `optimized` says the
+    passes already ran), numbered afresh, then compiled for `device`.
     `graphc.function` and `graphc.load` both end here."""
     from graphc.passes import run_pipeline
 
     passes = tuple(p for p in pipeline if p == "plan_memory") if optimized else pipeline
-    graph, pass_report = run_pipeline(defined, passes)
-    variables = {n.id: variable_of(n.id) for n in graph.nodes if n.op == "variable"}
+    optimized_graph, pass_report = run_pipeline(defined, passes)
+    graph, new_id = optimized_graph.renumbered()
+    used = {new_id[n.id]: states[n.id] for n in optimized_graph.variables}
     input_specs = tuple(
         TensorSpec.of(defined.node(v).attrs["name"], defined.type_of(v)) for v in defined.inputs
     )
@@ -454,10 +504,9 @@ def assemble(
         TensorSpec.of(name, defined.type_of(v))
         for name, v in zip(output_names, defined.outputs, strict=True)
     )
-    fn = Function(
-        graph, input_specs, output_specs, structure, variables, device, pipeline, pass_report
-    )
+    fn = Function(graph, input_specs, output_specs, structure, used, device, pipeline, pass_report)
     fn._defined = (defined, optimized)
+    fn._defined_states = {n.id: states[n.id] for n in defined.nodes if n.op == "variable"}
     return fn
 
 

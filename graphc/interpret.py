@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from graphc.errors import DTypeError, GraphcError, InputError, ShapeError
+from graphc.errors import DTypeError, InputError, InternalError, ShapeError
 from graphc.ir import Graph, Node, Value, value_label
 from graphc.registry import lookup
 from graphc.types import Sym, TensorType
@@ -98,7 +98,7 @@ def evaluate(
                 )
             for value, array, expected in zip(n.outputs, outputs, types[n.id], strict=True):
                 if array.dtype != expected.dtype or array.shape != expected.shape:
-                    raise GraphcError(
+                    raise InternalError(
                         f"reference of {_where(n)} returned "
                         f"{array.dtype.name}{list(array.shape)}, expected {expected}"
                     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from graphc.errors import ArgumentError, DTypeError, GraphcError, ShapeError
+from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError, GraphcError, ShapeError
 from graphc.registry import Attrs, lookup
 from graphc.types import TensorType
 
@@ -135,6 +135,35 @@ class Graph:
 
         return format_graph(self)
 
+    def renumbered(self) -> tuple[Graph, dict[int, int]]:
+        """This graph with its nodes numbered 0, 1, 2, ... in order, and the map from old
+        ids to new. Two builds of the same computation number alike, so they generate the
+        same code (and share it) whatever ids the builder gave them."""
+        new_id = {n.id: i for i, n in enumerate(self.nodes)}
+        if all(old == new for old, new in new_id.items()):
+            return self, new_id
+
+        def moved(v: Value) -> Value:
+            return Value(new_id[v.node], v.index)
+
+        nodes = tuple(
+            dataclasses.replace(n, id=new_id[n.id], inputs=tuple(moved(v) for v in n.inputs))
+            for n in self.nodes
+        )
+        memory = self.memory
+        if memory is not None:
+            assignment = tuple((moved(v), index) for v, index in memory.assignment)
+            in_place = tuple(moved(v) for v in memory.in_place)
+            memory = dataclasses.replace(memory, assignment=assignment, in_place=in_place)
+        graph = Graph(
+            nodes,
+            tuple(moved(v) for v in self.inputs),
+            tuple(moved(v) for v in self.outputs),
+            tuple((new_id[variable], moved(v)) for variable, v in self.updates),
+            memory,
+        )
+        return graph, new_id
+
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # in a source checkout the pipeline's later stages live beside graphc/, not inside it
@@ -208,11 +237,25 @@ class GraphBuilder:
 
         Raises ShapeError/DTypeError naming the op, its operands and the user's line.
         """
+        node = self.make(op, inputs, attrs, name=name, origin=origin)
+        self._nodes[node.id] = node
+        return node.outputs
+
+    def make(
+        self,
+        op: str,
+        inputs: Sequence[Value] = (),
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        origin: str | None = None,
+    ) -> Node:
+        """A new node of `op` with the next id, checked and typed but not yet kept."""
         opdef = lookup(op)
         origin = origin or user_origin()
         inputs = tuple(inputs)
         if opdef.arity is not None and len(inputs) != opdef.arity:
-            raise GraphcError(f"{op} takes {opdef.arity} inputs, got {len(inputs)}")
+            raise ArgumentTypeError(f"{op} takes {opdef.arity} inputs, got {len(inputs)}")
         input_types = tuple(self.type_of(v) for v in inputs)
         try:
             frozen = opdef.check_attrs(attrs or {})
@@ -227,9 +270,7 @@ class GraphBuilder:
         with self._lock:
             node_id = self._next_id
             self._next_id += 1
-            node = Node(node_id, op, inputs, frozen, types, name, origin)
-            self._nodes[node_id] = node
-        return node.outputs
+        return Node(node_id, op, inputs, frozen, types, name, origin)
 
     def add1(
         self,
@@ -251,13 +292,13 @@ class GraphBuilder:
         updates: Sequence[tuple[int, Value]] = (),
     ) -> Graph:
         """The graph of every node that `inputs`, `outputs` and `updates` need, in id order."""
-        needed: set[int] = set()
+        found: dict[int, Node] = {}
         stack = [v.node for v in (*inputs, *outputs)]
         stack += [node_id for var, value in updates for node_id in (var, value.node)]
         while stack:
             node_id = stack.pop()
-            if node_id not in needed:
-                needed.add(node_id)
-                stack.extend(v.node for v in self._nodes[node_id].inputs)
-        nodes = tuple(self._nodes[i] for i in sorted(needed))
+            if node_id not in found:
+                node = found[node_id] = self.node(node_id)
+                stack.extend(v.node for v in node.inputs)
+        nodes = tuple(found[i] for i in sorted(found))
         return Graph(nodes, tuple(inputs), tuple(outputs), tuple(updates))

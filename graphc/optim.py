@@ -16,23 +16,38 @@ import numpy as np
 
 from graphc.api.elementwise import cast, maximum, multiply, sqrt
 from graphc.api.reduce import sum as reduce_sum
-from graphc.errors import ArgumentError, GraphcError
+from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError
 from graphc.ir import located
 from graphc.tensor import Tensor, Variable, as_tensor
 
 __all__ = ["adam", "clip_by_global_norm", "sgd"]
 
 
+def _sequence(op: str, name: str, values: Any) -> list[Any]:
+    if isinstance(values, Tensor) or not isinstance(values, Sequence):
+        raise located(op, ArgumentTypeError, f"{name} must be a list, got {values!r:.60}")
+    return list(values)
+
+
+def _number(op: str, name: str, value: Any) -> float:
+    """A hyperparameter that must be a real number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise located(op, ArgumentTypeError, f"{name} must be a number, got {value!r:.60}")
+    return float(value)
+
+
 def _pairs(op: str, params: Sequence[Any], grads: Sequence[Any]) -> list[tuple[Variable, Tensor]]:
-    params, grads = list(params), list(grads)
+    params, grads = _sequence(op, "params", params), _sequence(op, "grads", grads)
     if len(params) != len(grads):
         raise located(op, ArgumentError, f"{len(params)} params but {len(grads)} grads")
     pairs = []
     for param, grad in zip(params, grads, strict=True):
         if not isinstance(param, Variable):
-            raise located(op, GraphcError, f"{param!r} is not a Variable; only state is updated")
+            raise located(
+                op, ArgumentTypeError, f"{param!r} is not a Variable; only state is updated"
+            )
         if param.dtype.kind != "f":
-            raise located(op, GraphcError, f"{param!r} is not a float Variable")
+            raise located(op, DTypeError, f"{param!r} is not a float Variable")
         pairs.append((param, as_tensor(grad)))
     return pairs
 
@@ -44,7 +59,7 @@ def _scalar(value: Any, like: Tensor) -> Any:
         if value.shape != ():
             raise located("optim", ArgumentError, f"a hyperparameter must be 0-d, got {value!r}")
         return cast(value, like.dtype)
-    return float(value)
+    return _number("optim", "a hyperparameter", value)
 
 
 def _slot(param: Variable, kind: str) -> Variable:
@@ -69,6 +84,8 @@ def sgd(
     dict
         Variable -> new value, for `graphc.function(..., updates=...)`.
     """
+    momentum = _number("sgd", "momentum", momentum)
+    weight_decay = _number("sgd", "weight_decay", weight_decay)
     if nesterov and momentum <= 0:
         raise located("sgd", ArgumentError, "nesterov momentum needs momentum > 0")
     updates: dict[Variable, Tensor] = {}
@@ -101,7 +118,11 @@ def adam(
     dict
         Variable -> new value, including the moments and the step count.
     """
-    beta1, beta2 = betas
+    if not isinstance(betas, Sequence) or len(betas) != 2:
+        raise located("adam", ArgumentTypeError, f"betas must be a pair, got {betas!r:.60}")
+    beta1, beta2 = (_number("adam", "betas", b) for b in betas)
+    eps = _number("adam", "eps", eps)
+    weight_decay = _number("adam", "weight_decay", weight_decay)
     if not (0 <= beta1 < 1 and 0 <= beta2 < 1) or eps < 0:
         raise located(
             "adam", ArgumentError, f"need 0 <= betas < 1 and eps >= 0, got {betas}, {eps}"
@@ -134,7 +155,8 @@ def clip_by_global_norm(grads: Sequence[Any], max_norm: float) -> tuple[list[Ten
     -------
     (clipped_grads, global_norm)
     """
-    grads = [as_tensor(g) for g in grads]
+    grads = [as_tensor(g) for g in _sequence("clip_by_global_norm", "grads", grads)]
+    max_norm = _number("clip_by_global_norm", "max_norm", max_norm)
     if not grads:
         raise located("clip_by_global_norm", ArgumentError, "needs at least one gradient")
     if max_norm <= 0:

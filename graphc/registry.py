@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import ArgumentError, DTypeError, GraphcError
+from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError
 
 
 class ConstArray:
@@ -193,7 +193,11 @@ class OpDef:
 
     def check_attrs(self, attrs: Mapping[str, Any]) -> Attrs:
         """Validate `attrs` against the schema, fill defaults, and freeze them."""
-        frozen = Attrs(attrs)
+        try:
+            frozen = Attrs(attrs)
+        except TypeError:  # a value that cannot be an attribute (unhashable)
+            kinds = {k: type(v).__name__ for k, v in attrs.items()}
+            raise ArgumentTypeError(f"attribute values of kinds {kinds} are not allowed") from None
         unknown = set(frozen) - set(self.attrs)
         if unknown:
             raise ArgumentError(f"unknown attribute(s) {sorted(unknown)}")
@@ -226,10 +230,10 @@ def front_end() -> Any:
 def register(opdef: OpDef) -> OpDef:
     """Add `opdef` to the registry; an op name may be registered once."""
     if opdef.name in REGISTRY:
-        raise GraphcError(f"op {opdef.name!r} is registered twice")
+        raise ArgumentError(f"op {opdef.name!r} is registered twice")
     unknown = [k for k, spec in opdef.attrs.items() if spec.kind not in _ATTR_KINDS]
     if unknown:
-        raise GraphcError(f"op {opdef.name!r}: attributes of unknown kind {unknown}")
+        raise ArgumentError(f"op {opdef.name!r}: attributes of unknown kind {unknown}")
     REGISTRY[opdef.name] = opdef
     return opdef
 
@@ -239,4 +243,4 @@ def lookup(name: str) -> OpDef:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise GraphcError(f"unknown op {name!r}") from None
+        raise ArgumentError(f"unknown op {name!r}") from None

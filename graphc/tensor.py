@@ -1,47 +1,138 @@
 """The symbolic front end's values: `Tensor`, `Variable`, `placeholder` and `constant`.
 
-Part of the IR core. Every Tensor is a value of the process-wide default graph
-builder, as in TensorFlow 1.x: building an expression adds nodes to it, and
-`graphc.function` later extracts the part that its outputs need. Operators
-delegate to the op functions of `graphc.api`.
+Part of the IR core. Every Tensor is a value of the process-wide default graph, as in
+TensorFlow 1.x: building an expression adds nodes to it, and `graphc.function` later
+extracts the part that its outputs need. Operators delegate to the op functions of
+`graphc.api`.
+
+The default graph forgets what nobody can reach. Each node has an anchor, which holds
+the node, its inputs' anchors and, for a variable, the variable's state; Tensors hold
+anchors and the graph holds them only weakly. A node, and with it a constant's array or
+a variable's value, lives exactly as long as some Tensor (or Function) needs it: a
+notebook that builds models again and again does not grow.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from graphc import dtypes
-from graphc.errors import DTypeError, GraphcError, ShapeError
-from graphc.ir import GraphBuilder, Node, Value, located
+from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError, InternalError, ShapeError
+from graphc.ir import Graph, GraphBuilder, Node, Value, located
 from graphc.registry import front_end
+from graphc.state import UpdateLocks, VariableState
 from graphc.types import Sym, TensorType
 
-DEFAULT_BUILDER = GraphBuilder()
 _names = itertools.count()
-_VARIABLES: dict[int, Variable] = {}  # variable node id -> its state; the graph holds only ids
+
+
+class _Anchor:
+    """Keeps one node of the default graph alive: the node, its inputs' anchors and, for
+    a variable node, the variable's state."""
+
+    __slots__ = ("__weakref__", "inputs", "node", "state")
+
+    def __init__(
+        self, node: Node, inputs: tuple[_Anchor, ...], state: VariableState | None
+    ) -> None:
+        self.node = node
+        self.inputs = inputs
+        self.state = state
+
+
+class DefaultGraph(GraphBuilder):
+    """The default graph: a GraphBuilder whose nodes live while a Tensor needs them.
+
+    Its nodes are made only through `tensors`, which returns Tensors that hold them;
+    `add` (which would return bare values nothing holds) is refused.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._anchors: weakref.WeakValueDictionary[int, _Anchor] = weakref.WeakValueDictionary()
+
+    def __len__(self) -> int:
+        """How many nodes are alive (for tests of memory)."""
+        return len(self._anchors)
+
+    def node(self, value: Value | int) -> Node:
+        return self._anchors[value if isinstance(value, int) else value.node].node
+
+    def type_of(self, value: Value) -> TensorType:
+        return self._anchors[value.node].node.types[value.index]
+
+    def add(self, *args: Any, **kwargs: Any) -> tuple[Value, ...]:
+        raise InternalError("the default graph makes nodes through tensors(), not add()")
+
+    def tensors(
+        self,
+        op: str,
+        inputs: Sequence[Tensor],
+        attrs: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        origin: str | None = None,
+        state: VariableState | None = None,
+    ) -> tuple[Tensor, ...]:
+        """Add a node of `op` and return its outputs as Tensors."""
+        node = self.make(op, [t.ref for t in inputs], attrs, name=name, origin=origin)
+        anchor = _Anchor(node, tuple(t.anchor for t in inputs), state)
+        self._anchors[node.id] = anchor
+        return tuple(Tensor(v, anchor) for v in node.outputs)
+
+    def tensor(self, value: Value) -> Tensor:
+        """A Tensor for a value of a live node."""
+        return Tensor(value, self._anchors[value.node])
+
+    def state_of(self, node_id: int) -> VariableState:
+        """The state of a live variable node."""
+        state = self._anchors[node_id].state
+        if state is None:
+            raise InternalError(f"node %{node_id} is not a variable")
+        return state
+
+    def extract(
+        self,
+        inputs: Sequence[Tensor],
+        outputs: Sequence[Tensor],
+        updates: Sequence[tuple[Tensor, Tensor]] = (),
+    ) -> tuple[Graph, dict[int, VariableState]]:
+        """The graph of every node that inputs, outputs and updates need, and the state
+        of each of its variable nodes."""
+        graph = self.build(
+            [t.ref for t in inputs],
+            [t.ref for t in outputs],
+            [(variable.ref.node, new.ref) for variable, new in updates],
+        )
+        states = {n.id: self.state_of(n.id) for n in graph.nodes if n.op == "variable"}
+        return graph, states
+
+
+DEFAULT_BUILDER = DefaultGraph()
 
 
 class Tensor:
     """A symbolic value: one output of a node of the default graph."""
 
-    __slots__ = ("ref",)
+    __slots__ = ("anchor", "ref")
     __array_ufunc__ = None  # numpy defers to our reflected operators: np_array + tensor works
 
-    def __init__(self, ref: Value) -> None:
+    def __init__(self, ref: Value, anchor: _Anchor) -> None:
         self.ref = ref  # the IR value this Tensor stands for
+        self.anchor = anchor  # keeps its node (and everything it depends on) alive
 
     @property
     def node(self) -> Node:
-        return DEFAULT_BUILDER.node(self.ref)
+        return self.anchor.node
 
     @property
     def type(self) -> TensorType:
-        return DEFAULT_BUILDER.type_of(self.ref)
+        return self.anchor.node.types[self.ref.index]
 
     @property
     def shape(self) -> tuple[int | None, ...]:
@@ -69,14 +160,14 @@ class Tensor:
         return f"<graphc.Tensor{label} {self.op} {self.type}>"
 
     def __bool__(self) -> bool:
-        raise GraphcError(
+        raise ArgumentTypeError(
             "a symbolic Tensor has no truth value until the graph runs; "
             "use graphc.where or compute it in a function"
         )
 
     def __len__(self) -> int:
         if not self.ndim or self.shape[0] is None:
-            raise GraphcError(f"len() needs a known first dimension, {self!r} has none")
+            raise ArgumentTypeError(f"len() needs a known first dimension, {self!r} has none")
         return self.shape[0]  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[Tensor]:
@@ -208,8 +299,7 @@ def build(
     name: str | None = None,
 ) -> tuple[Tensor, ...]:
     """Add a node to the default graph and wrap its outputs as Tensors."""
-    values = DEFAULT_BUILDER.add(op, [t.ref for t in inputs], attrs, name=name)
-    return tuple(Tensor(v) for v in values)
+    return DEFAULT_BUILDER.tensors(op, inputs, attrs, name=name)
 
 
 def build1(
@@ -227,8 +317,10 @@ def build1(
 def _checked_name(name: str | None, kind: str) -> str:
     if name is None:
         return f"{kind}_{next(_names)}"
-    if not isinstance(name, str) or not name:
-        raise located(kind, GraphcError, f"a name must be a non-empty str, got {name!r}")
+    if not isinstance(name, str):
+        raise located(kind, ArgumentTypeError, f"a name must be a non-empty str, got {name!r}")
+    if not name:
+        raise located(kind, ArgumentError, "a name must be a non-empty str, got ''")
     return name
 
 
@@ -282,7 +374,7 @@ def placeholder(
 def _array_of(value: Any, dtype: Any = None) -> np.ndarray:
     """`numpy.asarray(value, dtype)`, restricted to the supported dtypes."""
     if isinstance(value, Tensor):
-        raise located("constant", GraphcError, f"{value!r} is symbolic, not a concrete value")
+        raise located("constant", ArgumentTypeError, f"{value!r} is symbolic, not a concrete value")
     try:
         array = np.asarray(value, dtype=None if dtype is None else _dtype_at("constant", dtype))
     except (OverflowError, ValueError, TypeError) as error:
@@ -332,29 +424,39 @@ def as_tensors(*values: Any) -> tuple[Tensor, ...]:
 class Variable(Tensor):
     """State that lives across calls (weights), usable wherever a Tensor is.
 
-    Every function that uses a Variable reads and updates the same state.
+    Every function that uses a Variable reads and updates the same state, which is
+    freed once neither the Variable, nor a Tensor computed from it, nor a Function
+    using it is left.
     """
 
-    __slots__ = ("_array", "_device", "_lock", "trainable")
+    __slots__ = ("state",)
 
     def __init__(self, initial_value: Any, name: str | None = None, trainable: bool = True) -> None:
         array = np.array(_array_of(initial_value), copy=True)
         name = _checked_name(name, "variable")
         attrs = {"name": name, "dtype": array.dtype.name, "shape": tuple(array.shape)}
-        super().__init__(DEFAULT_BUILDER.add1("variable", [], attrs, name=name))
-        self._array: np.ndarray | None = array
-        self._device: Any = None  # a copy in GPU memory (see device_state)
-        self._lock = threading.Lock()
-        self.trainable = bool(trainable)
-        _VARIABLES[self.ref.node] = self
+        state = VariableState(array, name, trainable)
+        (tensor,) = DEFAULT_BUILDER.tensors("variable", [], attrs, name=name, state=state)
+        super().__init__(tensor.ref, tensor.anchor)
+        self.state = state
+
+    @property
+    def trainable(self) -> bool:
+        return self.state.trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self.state.trainable = bool(value)
 
     @property
     def value(self) -> np.ndarray:
-        """A copy of the current value."""
-        return self.get_state().copy()
+        """A copy of the current value (never half of an update in progress)."""
+        with UpdateLocks((self.state,)):
+            return self.state.get_state().copy()
 
     def assign(self, value: Any) -> None:
-        """Set the value: an array of the variable's shape and dtype (lists are converted)."""
+        """Set the value: an array of the variable's shape and dtype (lists are converted).
+        Waits for any call updating this variable to finish."""
         declared = self.type
         array = np.asarray(value) if hasattr(value, "dtype") else _array_of(value, declared.dtype)
         if array.dtype != declared.dtype:
@@ -366,54 +468,17 @@ class Variable(Tensor):
             raise ShapeError(
                 f"variable {self.name!r} is {declared}; cannot assign shape {list(array.shape)}"
             )
-        self.set_state(np.array(array, copy=True))
-
-    # The state lives in host memory, in GPU memory, or in both (then they are equal):
-    # a device executor keeps it on the GPU across calls, and it is copied back only
-    # when something reads it on the host.
+        with UpdateLocks((self.state,)):
+            self.state.set_state(np.array(array, copy=True))
 
     def get_state(self) -> np.ndarray:
-        """The current host array itself, not a copy (for executors, which never write to
-        it except through `wrote_host_state`); copied from the GPU when it lives there."""
-        array = self._array
-        if array is None:
-            with self._lock:
-                if self._array is None:
-                    self._array = self._device.copy_to_host()
-                array = self._array
-        return array  # type: ignore[return-value]
-
-    def set_state(self, array: np.ndarray) -> None:
-        """Replace the current array (for executors; the caller owns no other reference)."""
-        with self._lock:
-            self._array = array
-            self._device = None
-
-    def wrote_host_state(self) -> None:
-        """An executor wrote the host array in place: a GPU copy is stale."""
-        self._device = None
-
-    def device_state(self, upload: Any) -> Any:
-        """The state in GPU memory, uploaded with `upload(host_array)` when it has no GPU
-        copy (for the CUDA runtime; after writing it, it calls set_device_state)."""
-        device = self._device
-        if device is None:
-            with self._lock:
-                if self._device is None:
-                    self._device = upload(self._array)
-                device = self._device
-        return device
-
-    def set_device_state(self, device_array: Any) -> None:
-        """Replace the current value by an array in GPU memory (for the CUDA runtime)."""
-        with self._lock:
-            self._device = device_array
-            self._array = None
+        """The current host array itself, not a copy (see VariableState.get_state)."""
+        return self.state.get_state()
 
     def __repr__(self) -> str:
         return f"<graphc.Variable {self.name!r} {self.type}>"
 
 
-def variable_of(node_id: int) -> Variable:
-    """The Variable object behind a variable node of the default graph."""
-    return _VARIABLES[node_id]
+def variable_of(node_id: int) -> VariableState:
+    """The state behind a live variable node of the default graph."""
+    return DEFAULT_BUILDER.state_of(node_id)

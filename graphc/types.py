@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphc.errors import ShapeError
+from graphc.errors import ArgumentTypeError, ShapeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ def dim_product(dims: Iterable[Dim]) -> Dim:
 def normalize_axis(axis: int, ndim: int) -> int:
     """A possibly negative axis as a non-negative one; ShapeError when out of range."""
     if not isinstance(axis, int | np.integer) or isinstance(axis, bool):
-        raise ShapeError(f"axis must be an int, got {axis!r}")
+        raise ArgumentTypeError(f"axis must be an int, got {axis!r:.60}")
     if not -ndim <= axis < ndim:
         raise ShapeError(f"axis {axis} is out of range for rank {ndim}")
     return int(axis) % ndim if ndim else 0
@@ -191,6 +191,8 @@ def normalize_axes(axes: int | Iterable[int] | None, ndim: int) -> tuple[int, ..
         return tuple(range(ndim))
     if isinstance(axes, int | np.integer) and not isinstance(axes, bool):
         return (normalize_axis(int(axes), ndim),)
+    if not isinstance(axes, tuple | list):
+        raise ArgumentTypeError(f"axis must be None, an int or a tuple of ints, got {axes!r:.60}")
     normalized = [normalize_axis(a, ndim) for a in axes]  # type: ignore[union-attr]
     if len(set(normalized)) != len(normalized):
         raise ShapeError(f"repeated axis in {tuple(axes)}")  # type: ignore[arg-type]

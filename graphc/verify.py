@@ -33,9 +33,9 @@ def _check_node(g: Graph, n: Node, defined: dict[int, Node]) -> None:
         opdef = lookup(n.op)
         attrs = opdef.check_attrs(n.attrs)
         if attrs != n.attrs:
-            raise GraphcError(f"attributes {n.attrs!r} are not in canonical form {attrs!r}")
+            raise VerifyError(f"attributes {n.attrs!r} are not in canonical form {attrs!r}")
         if opdef.arity is not None and len(n.inputs) != opdef.arity:
-            raise GraphcError(f"{n.op} takes {opdef.arity} inputs, has {len(n.inputs)}")
+            raise VerifyError(f"{n.op} takes {opdef.arity} inputs, has {len(n.inputs)}")
         inferred = opdef.infer(*(defined[v.node].types[v.index] for v in n.inputs), **n.attrs)
     except GraphcError as error:
         raise _fail(g, n.id, f"%{n.id} ({n.op}): {error}") from None

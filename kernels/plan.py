@@ -181,6 +181,25 @@ def plan(g: Graph) -> Program:
     )
 
 
+def source_types(program: Program) -> str:
+    """A statement naming the dtype and rank of every source the entry may take.
+
+    The runtime compiles a module's text without its comments, and modules with the
+    same text are one module (runtime/cache.py). numba compiles an entry for the types
+    of its first call only; this statement keeps two graphs that differ only in their
+    sources' dtypes or ranks in two modules."""
+    parts = []
+    for kind, ids in (
+        ("in", program.inputs),
+        ("var", program.variables),
+        ("const", program.constants),
+    ):
+        for k, node_id in enumerate(ids):
+            t = program.graph.by_id[node_id].types[0]
+            parts.append(f"{kind}{k}: {t.dtype.name} {t.ndim}-d")
+    return f'SOURCE_TYPES = "{", ".join(parts)}"\n'
+
+
 def arena_layout(
     program: Program, size: Callable[[TensorType], str]
 ) -> tuple[list[str], dict[int, str], str]:

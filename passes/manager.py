@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from graphc import config
-from graphc.errors import GraphcError, PassError, VerifyError
+from graphc.errors import ArgumentError, GraphcError, PassError, VerifyError
 from graphc.ir import Graph
 from graphc.printer import format_graph
 from graphc.verify import verify
@@ -48,7 +48,7 @@ def graph_pass(name: str) -> Callable[[PassFunction], PassFunction]:
 
     def register(function: PassFunction) -> PassFunction:
         if name in PASSES:
-            raise GraphcError(f"pass {name!r} is registered twice")
+            raise ArgumentError(f"pass {name!r} is registered twice")
         PASSES[name] = function
         return function
 

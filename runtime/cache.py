@@ -11,6 +11,10 @@ text is not the source it is named for (damaged, or written by someone else) is
 replaced before anything imports it. numba keeps its compiled code next to each
 module, in `__pycache__`.
 
+A module loaded once stays loaded (numba never frees machine code), so graphs that
+generate the same code share it: `load_generated` names a module by its text without
+comments, and the same graph built twice, or a file loaded twice, loads nothing new.
+
 The directory is `$GRAPHC_CACHE_DIR`, else `$XDG_CACHE_HOME/graphc`, else
 `~/.cache/graphc`.
 """
@@ -21,10 +25,12 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import io
 import os
 import sys
 import tempfile
 import threading
+import tokenize
 from pathlib import Path
 from types import ModuleType
 
@@ -104,6 +110,32 @@ def _write_once(path: Path, text: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def without_comments(source: str) -> str:
+    """`source` without its comments and the lines they leave empty: the text that is
+    compiled. Generated code comments each statement with its IR line, which holds
+    node ids, user names and source lines; two graphs that compute alike compile to
+    the same text, so they share one module and its machine code."""
+    cut: dict[int, int] = {}  # line number -> column where its comment starts
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            cut[token.start[0]] = token.start[1]
+    lines = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        if number in cut:
+            line = line[: cut[number]].rstrip()
+            if not line:
+                continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def load_generated(source: str) -> ModuleType:
+    """The module of generated `source`, named by a digest of its text without comments
+    (see `without_comments`): loaded once per process however many graphs generate it."""
+    code = without_comments(source)
+    return load(code, "graphc_" + hashlib.sha256(code.encode()).hexdigest()[:24])
 
 
 def load(source: str, name: str) -> ModuleType:

@@ -18,7 +18,8 @@ A `CudaExecutable` call:
    stream;
 4. raises IndexOutOfRangeError if a kernel met a bad index, else installs the new
    variable states. Variables live on the device between calls: they are uploaded on
-   first use and copied back only when read on the host (Variable.get_state).
+   first use and copied back only when read on the host (VariableState.get_state).
+   A call of a graph with updates holds its variables' update locks throughout.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import GraphcError, IndexOutOfRangeError, InputError
+from graphc.errors import DeviceError, IndexOutOfRangeError, InputError
 from graphc.runtime import cache
+from graphc.state import NO_LOCKS
 from graphc.types import Sym
 
 _MAX_SHAPE_KEYS = 256
@@ -68,7 +70,7 @@ def require() -> None:
     """Raise GraphcError saying why no CUDA device is usable, if none is."""
     reason = unavailable()
     if reason is not None:
-        raise GraphcError(f"device='cuda': {reason}")
+        raise DeviceError(f"device='cuda': {reason}")
 
 
 def is_device_array(value: Any) -> bool:
@@ -108,16 +110,15 @@ class CudaExecutable:
         in_place: Sequence[Any],
         validate: Validate,
         input_dtypes: Sequence[np.dtype],
+        locks: Any = NO_LOCKS,
     ) -> None:
         from numba import cuda
-
-        from graphc.kernels.cpu.codegen import module_name
 
         self._cuda = cuda
         self._simulated = _simulated()
         self.generated = generated
         self.source = generated.source
-        module = cache.load(generated.source, module_name(generated.source))
+        module = cache.load_generated(generated.source)
         self._entry = module.entry
         self._arena_bytes = module.arena_bytes
         self._dims = generated.program.dims
@@ -128,6 +129,7 @@ class CudaExecutable:
         self._in_place = [i for i, v in enumerate(variables) if any(v is u for u in in_place)]
         self._n_outputs = len(generated.program.graph.outputs)
         self._validate = validate
+        self._locks = locks  # held by a call that updates variables (see graphc.state)
         self._dtypes = tuple(input_dtypes)
         self._bound: dict[tuple, tuple[tuple[int, ...], int]] = {}
         self._local = threading.local()
@@ -156,10 +158,11 @@ class CudaExecutable:
     def __call__(self, feeds: tuple[Any, ...], on_device: bool = False) -> list[Any]:
         """Run one call: the outputs in order, as numpy arrays or (on_device) device
         arrays. Variable updates are applied."""
-        if self._simulated:
-            with _SIMULATOR_TURN:
-                return self._call(feeds, on_device)
-        return self._call(feeds, on_device)
+        with self._locks:
+            if self._simulated:
+                with _SIMULATOR_TURN:
+                    return self._call(feeds, on_device)
+            return self._call(feeds, on_device)
 
     def _call(self, feeds: tuple[Any, ...], on_device: bool) -> list[Any]:
         bound = self._known(feeds)

@@ -18,7 +18,8 @@ variables and constant arrays it reads, and per feed-shape bindings. A call is:
 Temporaries live in a per-thread arena that grows to the largest call's need and is
 reused, so large buffers are not freed and faulted in again each call. Outputs are
 always fresh arrays. New variable states that were not computed in place come back
-from the entry and are swapped in together, under one lock.
+from the entry and are swapped in. A call of a graph with updates holds the update
+locks of its variables throughout (graphc.state), so concurrent calls lose nothing.
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import IndexOutOfRangeError, InputError
-from graphc.kernels.cpu.codegen import FEED_SHAPE_ERROR, Generated, module_name
+from graphc.kernels.cpu.codegen import FEED_SHAPE_ERROR, Generated
 from graphc.runtime import cache
+from graphc.state import NO_LOCKS
 from graphc.types import Sym
 
 _EMPTY_DIMS = np.zeros(0, np.int64)
 _EMPTY_ARENA = np.zeros(0, np.uint8)
-_UPDATE_LOCK = threading.Lock()
 _COMPILE_LOCK = threading.Lock()
 _MAX_SHAPE_KEYS = 256
 
@@ -55,10 +56,11 @@ class Executable:
         new_states: Sequence[Any],
         validate: Validate,
         in_place: Sequence[Any] = (),
+        locks: Any = NO_LOCKS,
     ) -> None:
         self.source = generated.source
         self.generated = generated
-        module = cache.load(generated.source, module_name(generated.source))
+        module = cache.load_generated(generated.source)
         self._entry = module.entry
         self._arena_bytes = module.arena_bytes
         self._dims = generated.program.dims
@@ -70,6 +72,7 @@ class Executable:
         self._new_states = tuple(new_states)
         self._in_place = tuple(in_place)  # variables whose host array the entry writes
         self._validate = validate
+        self._locks = locks  # held by a call that updates variables (see graphc.state)
         self._compiled = False
         self._bound: dict[tuple, tuple[np.ndarray, int]] = {}
         self._static = not self._dims
@@ -119,6 +122,12 @@ class Executable:
 
     def __call__(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:
         """Run one call: the outputs, in order. Variable updates are applied."""
+        if self._locks:
+            with self._locks:
+                return self._call(feeds)
+        return self._call(feeds)
+
+    def _call(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:
         if not self._compiled:
             return self._slow(feeds)
         if self._static:
@@ -187,7 +196,6 @@ class Executable:
         returned = [result] if self._n_returns == 1 else list(result)
         if self._new_states:
             states = returned[self._n_outputs :]
-            with _UPDATE_LOCK:
-                for variable, state in zip(self._new_states, states, strict=True):
-                    variable.set_state(state)
+            for variable, state in zip(self._new_states, states, strict=True):
+                variable.set_state(state)
         return returned[: self._n_outputs]

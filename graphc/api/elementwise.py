@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from graphc import dtypes
-from graphc.api._common import fail
+from graphc.api._common import choice, fail
 from graphc.errors import ArgumentError
 from graphc.tensor import Tensor, as_tensor, as_tensors, build1
 
@@ -171,13 +171,17 @@ def cast(x: Any, dtype: Any) -> Tensor:
 def zeros_like(x: Any, dtype: Any = None) -> Tensor:
     """Zeros of x's shape, of x's dtype unless `dtype` is given."""
     x = as_tensor(x)
-    return build1("full_like", [x], {"value": 0, "dtype": _dtype_name(dtype or x.dtype)})
+    return build1(
+        "full_like", [x], {"value": 0, "dtype": _dtype_name(x.dtype if dtype is None else dtype)}
+    )
 
 
 def ones_like(x: Any, dtype: Any = None) -> Tensor:
     """Ones of x's shape, of x's dtype unless `dtype` is given."""
     x = as_tensor(x)
-    return build1("full_like", [x], {"value": 1, "dtype": _dtype_name(dtype or x.dtype)})
+    return build1(
+        "full_like", [x], {"value": 1, "dtype": _dtype_name(x.dtype if dtype is None else dtype)}
+    )
 
 
 def clip(x: Any, lo: Any = None, hi: Any = None) -> Tensor:
@@ -211,6 +215,7 @@ def softplus(x: Any) -> Tensor:
 def gelu(x: Any, approximate: str = "none") -> Tensor:
     """x * Phi(x): exactly with erf, or with PyTorch's tanh form when approximate="tanh"."""
     x = as_tensor(x)
+    approximate = choice("gelu", "approximate", approximate, ("none", "tanh"))
     if approximate == "none":
         return multiply(multiply(0.5, x), add(1, erf(multiply(x, 1 / math.sqrt(2)))))
     if approximate == "tanh":

@@ -44,7 +44,7 @@ def _classify(item: Any) -> _Entry:
             raise fail("getitem", ShapeError, "slice step cannot be zero")
         return _Entry("slice", item)
     if isinstance(item, Tensor | np.ndarray | list | tuple):
-        tensor = as_tensor(np.asarray(item) if isinstance(item, list | tuple) else item)
+        tensor = as_tensor(item)
         if tensor.dtype.kind != "i":
             raise fail(
                 "getitem",

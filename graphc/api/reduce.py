@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphc import dtypes
-from graphc.api._common import axes_of, axis_of
+from graphc.api._common import axes_of, axis_of, flag
 from graphc.api.elementwise import (
     add,
     divide,
@@ -45,7 +45,8 @@ __all__ = [
 
 def _reduce(op: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
     x = as_tensor(x)
-    return build1(op, [x], {"axes": axes_of(op, axis, x.ndim), "keepdims": bool(keepdims)})
+    axes, keep = axes_of(op, axis, x.ndim), flag(op, "keepdims", keepdims)
+    return build1(op, [x], {"axes": axes, "keepdims": keep})
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -71,7 +72,7 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
 def _arg(op: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
     x = as_tensor(x)
     normalized = None if axis is None else axis_of(op, axis, x.ndim)
-    return build1(op, [x], {"axis": normalized, "keepdims": bool(keepdims)})
+    return build1(op, [x], {"axis": normalized, "keepdims": flag(op, "keepdims", keepdims)})
 
 
 def argmax(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
@@ -148,6 +149,6 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     shift = finite_max(x, axes)
     total = build1("sum", [exp(subtract(x, shift))], {"axes": axes, "keepdims": True})
     result = add(log(total), shift)
-    if keepdims:
+    if flag("logsumexp", "keepdims", keepdims):
         return result
     return build1("squeeze", [result], {"axes": axes})

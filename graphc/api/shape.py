@@ -15,7 +15,7 @@ import numpy as np
 
 from graphc.api._common import axes_of, axis_of, fail
 from graphc.api.elementwise import cast, equal
-from graphc.errors import ArgumentError, DTypeError, ShapeError
+from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError, ShapeError
 from graphc.tensor import Tensor, as_tensor, as_tensors, build, build1, constant
 
 __all__ = [
@@ -178,14 +178,20 @@ def one_hot(indices: Any, depth: int, dtype: Any = "float32") -> Tensor:
     indices = _index_tensor("one_hot", indices)
     if not _is_int(depth) or depth < 0:
         raise fail("one_hot", ArgumentError, f"depth must be an int >= 0, got {depth!r}")
-    positions = constant(np.arange(int(depth), dtype=indices.dtype))
+    try:
+        positions = constant(np.arange(int(depth), dtype=indices.dtype))
+    except (ValueError, OverflowError, MemoryError) as error:
+        raise fail("one_hot", ArgumentError, f"depth {depth}: {error}") from None
     column = build1("expand_dims", [indices], {"axes": (indices.ndim,)})
     return cast(equal(column, positions), dtype)
 
 
 def _pad_width(op: str, pad_width: Any, ndim: int) -> tuple[tuple[int, int], ...]:
     """numpy's forms of pad_width: n, (n,), (before, after), ((b, a),), or one pair per axis."""
-    array = np.asarray(pad_width)
+    try:
+        array = np.asarray(pad_width)
+    except (ValueError, TypeError, OverflowError):
+        array = np.asarray(None)  # refused below
     if array.dtype.kind not in "iu" or array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 2):
         raise fail(op, ShapeError, f"pad_width must be ints in numpy's forms, got {pad_width!r}")
     try:
@@ -199,8 +205,11 @@ def pad(x: Any, pad_width: Any, constant_values: float = 0) -> Tensor:
     """x padded with `constant_values` (numpy.pad, constant mode)."""
     x = as_tensor(x)
     if not isinstance(constant_values, int | float | np.number):
-        raise fail("pad", ArgumentError, "constant_values must be a number")
-    value = np.asarray(constant_values).astype(x.dtype).item()
+        raise fail("pad", ArgumentTypeError, "constant_values must be a number")
+    try:
+        value = np.asarray(constant_values).astype(x.dtype).item()
+    except (OverflowError, TypeError, ValueError) as error:
+        raise fail("pad", ArgumentError, f"constant_values {constant_values!r}: {error}") from None
     return build1("pad", [x], {"pad_width": _pad_width("pad", pad_width, x.ndim), "value": value})
 
 
@@ -222,10 +231,12 @@ def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> Te
     """numpy.arange as a constant; the arguments must be numbers."""
     for value in (start, stop, step):
         if value is not None and not isinstance(value, int | float | np.number):
-            raise fail("arange", ArgumentError, f"arange takes numbers only, got {value!r}")
+            raise fail("arange", ArgumentTypeError, f"arange takes numbers only, got {value!r:.60}")
+    if start is None:
+        raise fail("arange", ArgumentTypeError, "arange needs a start (or a stop) number")
     try:
         values = np.arange(start, stop, step) if stop is not None else np.arange(start, step=step)
-    except (ValueError, ZeroDivisionError) as error:
+    except (ValueError, ZeroDivisionError, OverflowError, MemoryError) as error:
         raise fail("arange", ArgumentError, str(error)) from None
     return constant(values, dtype)
 

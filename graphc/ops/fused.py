@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import ArgumentError, DTypeError, GraphcError, ShapeError
+from graphc.errors import ArgumentError, DTypeError, ShapeError, UnsupportedError
 from graphc.registry import Attrs, AttrSpec, OpDef, lookup, register
 from graphc.types import TensorType
 
@@ -64,7 +64,7 @@ def _fused(
 
 
 def _no_gradient(*args: Any, **attrs: Any) -> list[Any]:
-    raise GraphcError("fused nodes exist only in optimized graphs: differentiate first")
+    raise UnsupportedError("fused nodes exist only in optimized graphs: differentiate first")
 
 
 register(

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import DTypeError, GraphcError, ShapeError
+from graphc.errors import DTypeError, ShapeError, UnsupportedError
 from graphc.registry import AttrSpec, OpDef, register
 from graphc.tensor import build1
 from graphc.types import Dim, TensorType, computed_dim, dim_product, type_of_array, unify_dims
@@ -781,7 +781,7 @@ AVG_POOL_ATTRS = {**POOL_ATTRS, "count_include_pad": AttrSpec("bool", True)}
 
 
 def _max_pool2d_grad_grad(*args: Any, **attrs: Any) -> list[Any]:
-    raise GraphcError("second derivatives through max_pool2d are not supported")
+    raise UnsupportedError("second derivatives through max_pool2d are not supported")
 
 
 register(

@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from graphc import dtypes
-from graphc.errors import GraphcError
+from graphc.errors import InternalError
 from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, register
 from graphc.types import Sym, TensorType
 
 
 def _no_reference(*_arrays: np.ndarray, **attrs: object) -> np.ndarray:
-    raise GraphcError(f"the interpreter supplies the value of {attrs.get('name')!r}")
+    raise InternalError(f"the interpreter supplies the value of {attrs.get('name')!r}")
 
 
 def _infer_placeholder(*, name: str, dtype: str, shape: tuple[int | str, ...]) -> TensorType:

@@ -22,7 +22,6 @@ emit.py); importing `graphc.kernels.cpu.ops` loads them all.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,12 +65,6 @@ def _header(what: str) -> str:
     aliases = sorted(emit.LIBRARIES.items())
     libraries = "\n".join(f"import {module} as {alias}" for alias, module in aliases)
     return HEADER.replace("{what}", what).replace("{libraries}", libraries)
-
-
-def module_name(source: str) -> str:
-    """The importable name of a generated module: a digest of its text (the runtime's
-    cache adds the machine to the file name, not to this)."""
-    return "graphc_" + hashlib.sha256(source.encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -444,7 +437,7 @@ def _returns(w: Writer) -> tuple[list[str], tuple[Value, ...], tuple[int, ...]]:
             continue
         name = w.arg(v)
         fresh = program.home[v] == "fresh" and v not in fetched and v not in seen
-        exprs.append(name if fresh else f"np.ascontiguousarray({name}).copy()")
+        exprs.append(name if fresh else f"{name}.copy()")  # (C-contiguous; 0-d stays 0-d)
         values.append(v)
         new_states.append(variable)
         seen.add(v)
@@ -524,7 +517,7 @@ def _arena_function(w: Writer) -> list[str]:
 
 def _assemble(w: Writer, params: list[str]) -> tuple[str, bool]:
     """The entry module's source, and whether it has parallel loops."""
-    parts = [_header("the entry function of one graph")]
+    parts = [_header("the entry function of one graph"), planning.source_types(w.program)]
     options = 'cache=True, nogil=True, error_model="numpy"'
     lines = _expand(w)
     parallel = any(line.lstrip().startswith("for c in prange(") for line in lines)

@@ -534,7 +534,8 @@ def generate(program: planning.Program) -> Generated:
     )
     body = "\n".join("    " + line for line in w.lines)
     entry_source = f"def entry({', '.join(['stream', 'dims', 'arena', 'err', *params])}):\n{body}\n"
-    parts = [header, *w.kernels, entry_source, _arena_function(w)]
+    parts = [header, planning.source_types(program), *w.kernels, entry_source]
+    parts.append(_arena_function(w))
     source = "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
     return Generated(source, program, values, new_states, constants, w.checks)
 

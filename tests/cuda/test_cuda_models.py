@@ -122,7 +122,7 @@ def test_variables_stay_on_the_device() -> None:
     on_cpu = gc.function([], v * 10.0, device="cpu")
     np.testing.assert_array_equal(step(), [0, 1, 2, 3])
     step()
-    assert v._array is None  # the new state lives only on the device ...
+    assert v.state._array is None  # the new state lives only on the device ...
     np.testing.assert_array_equal(double(), [4, 6, 8, 10])  # ... shared by cuda functions
     np.testing.assert_array_equal(on_cpu(), [20, 30, 40, 50])  # ... copied back when read
     np.testing.assert_array_equal(v.value, [2, 3, 4, 5])

@@ -17,7 +17,8 @@ from graphc.verify import verify
 
 
 def plan(inputs: list, outputs: object, passes: tuple = ("plan_memory",), **kwargs: object):
-    g = gc.function(inputs, outputs, optimize=False, **kwargs).graph
+    # the graph as defined, whose node ids are the Tensors' (Function.graph is renumbered)
+    g = gc.function(inputs, outputs, optimize=False, **kwargs).saved_form()[0]
     result, report = run_pipeline(g, passes, verify_each=True)
     return result, report.records[-1].stats
 

@@ -1,0 +1,54 @@
+"""Variable updates on device="cuda": no update lost under threads (cold and warm, new
+state or in place), overlapping variable sets, and variables keeping their declared
+dtype and shape however their updates alias outputs and each other. In CI on numba's
+CUDA simulator (small counts: it runs each GPU thread as a Python thread)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import threads as helpers
+import update_cases
+from hypothesis import given, settings
+
+import graphc as gc
+
+pytestmark = pytest.mark.cuda
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@pytest.mark.parametrize("fetched", [True, False], ids=["fetched", "in_place"])
+def test_threads_lose_no_increment(warm: bool, fetched: bool) -> None:
+    size = 20 + 2 * warm + fetched
+    helpers.assert_counts(4, 15, "cuda", fetched=fetched, warm=warm, size=size)
+
+
+def test_overlapping_variable_sets_from_two_functions() -> None:
+    a = gc.Variable(np.array(100.0), name="a")
+    b = gc.Variable(np.array(0.0), name="b")
+    c = gc.Variable(np.array(0.0), name="c")
+    f = gc.function([], a + b, updates={a: a - 1.0, b: b + 1.0}, device="cuda")
+    g = gc.function([], b + c, updates={c: c + 1.0, b: b - 1.0}, device="cuda")
+
+    def work(i: int) -> None:
+        fn = f if i % 2 else g
+        for _ in range(10):
+            fn()
+
+    helpers.run_threads(4, work)
+    assert (a.value, b.value, c.value) == (80.0, 0.0, 20.0)
+
+
+def test_zero_d_update_equal_to_a_fetched_output() -> None:
+    a = gc.Variable(np.array(2.0), name="a")
+    b = gc.Variable(np.array(3.0), name="b")
+    f = gc.function([], a * b, updates={a: a + b, b: a * b}, device="cuda")
+    np.testing.assert_array_equal(f(), 6.0)
+    assert (a.value.shape, b.value.shape) == ((), ())
+    assert (a.value, b.value) == (5.0, 6.0)
+
+
+@settings(max_examples=8)
+@given(case=update_cases.update_cases(max_variables=3))
+def test_variables_keep_their_types(case: update_cases.UpdateCase) -> None:
+    update_cases.check_calls(case, "cuda")

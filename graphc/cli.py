@@ -321,22 +321,25 @@ def _write_text(path: str, text: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
+DEFAULT_SIZE = 1  # what `graphc bench` feeds for a size known only at run time, unless --dim
+
+
+def run_time_sizes(fn: Any) -> list[str]:
+    """The names of the sizes a function's inputs leave to run time, in input order."""
+    names: dict[str, None] = {}
+    for value in fn.graph.inputs:
+        for d in fn.graph.type_of(value).shape:
+            if not isinstance(d, int):
+                names.setdefault(str(d), None)
+    return list(names)
+
+
 def _random_inputs(fn: Any, sizes: dict[str, int]) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     feeds = {}
     for value, spec in zip(fn.graph.inputs, fn.inputs, strict=True):
         declared = fn.graph.type_of(value)
-        shape = []
-        for d in declared.shape:
-            if isinstance(d, int):
-                shape.append(d)
-            elif str(d) in sizes:
-                shape.append(sizes[str(d)])
-            else:
-                raise UserError(
-                    f"input {spec.name!r} has the size {d} known only at run time: "
-                    f"give it with --dim {d}=SIZE"
-                )
+        shape = [d if isinstance(d, int) else sizes[str(d)] for d in declared.shape]
         if spec.dtype.kind == "f":
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype.kind == "b":
@@ -346,19 +349,42 @@ def _random_inputs(fn: Any, sizes: dict[str, int]) -> dict[str, np.ndarray]:
     return feeds
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
-    from graphc import load
-
-    sizes = {}
-    for item in args.dim or []:
+def _bench_sizes(fn: Any, given: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    """Every run-time size of fn's inputs: from --dim NAME=SIZE, else DEFAULT_SIZE; and
+    the names that took the default."""
+    names = run_time_sizes(fn)
+    sizes: dict[str, int] = {}
+    for item in given:
         name, sep, value = item.partition("=")
         if not sep or not value.isdigit():
             raise UserError(f"--dim {item}: expected NAME=SIZE, e.g. --dim x.0=64")
+        if name not in names:
+            known = ", ".join(names) or "none"
+            raise UserError(f"--dim {item}: no input size is named {name!r}; they are: {known}")
         sizes[name] = int(value)
+    defaulted = [name for name in names if name not in sizes]
+    sizes.update({name: DEFAULT_SIZE for name in defaulted})
+    return sizes, defaulted
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from graphc import load
+    from graphc.errors import InputError
+
     fn = load(args.file, device=args.device)
+    sizes, defaulted = _bench_sizes(fn, args.dim or [])
     feeds = _random_inputs(fn, sizes)
+    print(f"{args.file} on {fn.device}")
+    if defaulted:
+        chosen = ", ".join(f"{name}={sizes[name]}" for name in defaulted)
+        print(f"sizes known only at run time, by default: {chosen} (set them with --dim NAME=SIZE)")
     start = time.perf_counter()
-    fn(**feeds)  # the first call may compile
+    try:
+        fn(**feeds)  # the first call may compile
+    except InputError as error:
+        tried = ", ".join(f"{name}={size}" for name, size in sizes.items())
+        first_line = str(error).splitlines()[0]
+        raise UserError(f"{first_line} (sizes {tried}; choose others with --dim)") from None
     first = time.perf_counter() - start
     times = []
     for _ in range(args.runs):
@@ -367,7 +393,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         times.append(time.perf_counter() - start)
     q1, median, q3 = np.percentile(times, [25, 50, 75])
     shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
-    print(f"{args.file} on {fn.device}, inputs {shapes}")
+    print(f"inputs {shapes}")
     print(f"first call {first * 1e3:.3f} ms; {args.runs} calls after it:")
     print(
         f"median {median * 1e6:.1f} us, spread (25%-75%) {q1 * 1e6:.1f}-{q3 * 1e6:.1f} us, "
@@ -430,7 +456,10 @@ def parser() -> argparse.ArgumentParser:
         "--dim",
         action="append",
         metavar="NAME=SIZE",
-        help="a size known only at run time, by the name `graphc info` shows (e.g. x.0=64)",
+        help=(
+            "a size known only at run time, by the name `graphc info` shows (e.g. x.0=64); "
+            f"each one not given is {DEFAULT_SIZE}"
+        ),
     )
     bench.add_argument("--device", default=None, help="cpu (default), cuda or reference")
     bench.set_defaults(run=cmd_bench)

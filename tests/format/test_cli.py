@@ -117,8 +117,8 @@ def test_run_reads_npz_inputs_and_summarizes_large_outputs(model: Path) -> None:
         (["info", "missing.graphc"], "missing.graphc"),
         (["info", "x.npy"], "not a graphc file"),
         (["show", "model.graphc", "-o", "graph.txt"], "must end in"),
-        (["bench", "model.graphc"], "--dim x.0=SIZE"),
         (["bench", "model.graphc", "--dim", "x.0=many"], "expected NAME=SIZE"),
+        (["bench", "model.graphc", "--dim", "y.0=3"], "no input size is named 'y.0'"),
     ],
 )
 def test_user_errors_print_one_line_and_exit_1(model: Path, args, message: str) -> None:
@@ -191,6 +191,25 @@ def test_bench_prints_median_and_spread(model: Path) -> None:
     assert "x[8, 4]" in done.stdout
     assert "median" in done.stdout
     assert "spread (25%-75%)" in done.stdout
+
+
+def test_bench_gives_unknown_sizes_a_default_and_says_so(model: Path) -> None:
+    done = graphc("bench", model.name, "--runs", "3", cwd=model.parent)
+    assert done.returncode == 0, done.stderr
+    assert "by default: x.0=1 (set them with --dim NAME=SIZE)" in done.stdout
+    assert "x[1, 4]" in done.stdout
+    assert "median" in done.stdout
+
+
+def test_bench_says_when_the_default_sizes_do_not_fit(tmp_path: Path) -> None:
+    """A graph that needs an even size: the default 1 cannot run, and the message says
+    which sizes were tried and how to choose others."""
+    x = gc.placeholder((None,), "float32", name="x")
+    gc.save(tmp_path / "pairs.graphc", gc.function([x], gc.reshape(x, (-1, 2)).sum(axis=1)))
+    _one_line_error(graphc("bench", "pairs.graphc", cwd=tmp_path), "choose others with --dim")
+    done = graphc("bench", "pairs.graphc", "--dim", "x.0=6", "--runs", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "x[6]" in done.stdout
 
 
 def test_to_dot_draws_every_node_and_edge() -> None:

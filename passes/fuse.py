@@ -34,7 +34,7 @@ def _is_elementwise(n: Node) -> bool:
 
 
 def _is_scalar_constant(n: Node) -> bool:
-    return n.op == "constant" and n.attrs["value"].array.size <= 1
+    return n.op == "constant" and n.attrs["value"].array.size == 1  # (an empty one has no value)
 
 
 class _Groups:

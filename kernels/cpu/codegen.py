@@ -549,7 +549,7 @@ def _inline_scalar_constants(
     where: dict[int, tuple[str, int]] = {}
     for i, v in enumerate(node.inputs):
         producer = w.graph.node(v)
-        if producer.op == "constant" and producer.attrs["value"].array.size <= 1:
+        if producer.op == "constant" and producer.attrs["value"].array.size == 1:
             where[i] = ("step", len(steps))
             steps.append(("constant", (), producer.attrs))
         else:

@@ -276,7 +276,7 @@ def scalar_constants(w: Writer, node: Node, body: tuple, results: tuple[int, ...
     where: dict[int, tuple[str, int]] = {}
     for i, v in enumerate(node.inputs):
         producer = w.graph.node(v)
-        if producer.op == "constant" and producer.attrs["value"].array.size <= 1:
+        if producer.op == "constant" and producer.attrs["value"].array.size == 1:
             where[i] = ("step", len(steps))
             steps.append(("constant", (), producer.attrs))
         else:

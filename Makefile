@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # __init__.py is taken for a namespace package), so reinstall when a package marker appears.
 PACKAGE_MARKERS := $(wildcard graphc/__init__.py passes/__init__.py kernels/__init__.py runtime/__init__.py)
 
-.PHONY: install test test-all test-gpu demo lint format bench bench-gpu clean
+.PHONY: install test test-all test-bounds test-gpu demo lint format bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -29,6 +29,17 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not cuda" tests
 	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m cuda -W "ignore::RuntimeWarning" tests
+
+# The CPU kernel tests (the op table, arrays, nn, vmath) compiled with numba's bounds
+# checks, from empty caches (numba's cache does not tell code compiled with the checks
+# from code compiled without): any out-of-bounds read or write raises IndexError.
+BOUNDS_CACHE := build/bounds-cache
+
+test-bounds: install
+	rm -rf $(BOUNDS_CACHE)
+	NUMBA_BOUNDSCHECK=1 GRAPHC_CACHE_DIR=$(BOUNDS_CACHE)/graphc NUMBA_CACHE_DIR=$(BOUNDS_CACHE)/numba \
+		$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not cuda" tests/kernels
+	rm -rf $(BOUNDS_CACHE)
 
 test-gpu: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m cuda tests

@@ -260,7 +260,7 @@ class GraphBuilder:
         try:
             frozen = opdef.check_attrs(attrs or {})
             inferred = opdef.infer(*input_types, **frozen)
-        except (ShapeError, DTypeError, ArgumentError) as error:
+        except (ShapeError, DTypeError, ArgumentError, ArgumentTypeError) as error:
             operands = "  with  ".join(describe_value(self.node(v), v.index) for v in inputs)
             message = f"{op}{f' at {origin}' if origin else ''}: {error}"
             if operands:

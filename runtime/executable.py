@@ -73,6 +73,7 @@ class Executable:
         self._in_place = tuple(in_place)  # variables whose host array the entry writes
         self._validate = validate
         self._locks = locks  # held by a call that updates variables (see graphc.state)
+        self._locked = bool(locks)
         self._compiled = False
         self._bound: dict[tuple, tuple[np.ndarray, int]] = {}
         self._static = not self._dims
@@ -122,7 +123,7 @@ class Executable:
 
     def __call__(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:
         """Run one call: the outputs, in order. Variable updates are applied."""
-        if self._locks:
+        if self._locked:
             with self._locks:
                 return self._call(feeds)
         return self._call(feeds)

@@ -52,3 +52,25 @@ def test_zero_d_update_equal_to_a_fetched_output() -> None:
 @given(case=update_cases.update_cases(max_variables=3))
 def test_variables_keep_their_types(case: update_cases.UpdateCase) -> None:
     update_cases.check_calls(case, "cuda")
+
+
+def test_a_dropped_function_is_freed_and_the_same_graph_shares_its_code() -> None:
+    import gc as garbage
+    import weakref
+
+    def build() -> gc.Function:
+        x = gc.placeholder((None,), "float32", name="x")
+        w = gc.Variable(np.ones(1, "float32"), name="w")
+        return gc.function([x], x * w + 1.0, updates={w: w * 2.0}, device="cuda")
+
+    first, second = build(), build()
+    assert first._executable._entry is second._executable._entry
+    np.testing.assert_array_equal(first(np.ones(3, "float32")), [2.0, 2.0, 2.0])
+    garbage.collect()
+    garbage.disable()  # freed by reference counting alone
+    try:
+        dead = weakref.ref(first), weakref.ref(first._executable)
+        del first
+        assert all(ref() is None for ref in dead)
+    finally:
+        garbage.enable()

@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml $(PACKAGE_MARKERS)
 	touch $@
 
 # CI's suite: everything but the slow tests, then the CUDA tests on numba's CUDA simulator
-# (a second run: numba reads NUMBA_ENABLE_CUDASIM when it is imported). `make test-all`
+# (a second run: numba reads NUMBA_ENABLE_CUDASIM when it is imported), then the CPU
+# kernel tests again with numba's bounds checks (test-bounds, below). `make test-all`
 # adds the slow tests; `make test-gpu` runs the CUDA tests on a real GPU.
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not slow and not cuda" tests
 	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "cuda and not slow" -W "ignore::RuntimeWarning" tests
+	$(BOUNDS_CHECKED)
 
 test-all: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not cuda" tests
@@ -34,12 +36,13 @@ test-all: install
 # checks, from empty caches (numba's cache does not tell code compiled with the checks
 # from code compiled without): any out-of-bounds read or write raises IndexError.
 BOUNDS_CACHE := build/bounds-cache
+BOUNDS_CHECKED = rm -rf $(BOUNDS_CACHE) && \
+	NUMBA_BOUNDSCHECK=1 GRAPHC_CACHE_DIR=$(BOUNDS_CACHE)/graphc NUMBA_CACHE_DIR=$(BOUNDS_CACHE)/numba \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not cuda" tests/kernels && \
+	rm -rf $(BOUNDS_CACHE)
 
 test-bounds: install
-	rm -rf $(BOUNDS_CACHE)
-	NUMBA_BOUNDSCHECK=1 GRAPHC_CACHE_DIR=$(BOUNDS_CACHE)/graphc NUMBA_CACHE_DIR=$(BOUNDS_CACHE)/numba \
-		$(BIN)/python -m pytest -q -p no:cacheprovider -n auto -m "not cuda" tests/kernels
-	rm -rf $(BOUNDS_CACHE)
+	$(BOUNDS_CHECKED)
 
 test-gpu: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m cuda tests

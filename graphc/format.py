@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphc.errors import ArgumentTypeError, FileError, FormatError, GraphcError, InternalError
+from graphc.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    FileError,
+    FormatError,
+    GraphcError,
+    InternalError,
+)
 from graphc.ir import Graph, Value
 from graphc.registry import Attrs, ConstArray
 from graphc.state import VariableState
@@ -214,6 +221,8 @@ def _checked_path(path: Any) -> str:
         ) from None
     if not isinstance(path, str):
         raise ArgumentTypeError("a path must be a str or os.PathLike of str, got bytes")
+    if "\0" in path:
+        raise ArgumentError(f"a path cannot hold a NUL character: {path!r:.80}")
     return path
 
 

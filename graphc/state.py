@@ -82,8 +82,11 @@ class VariableState:
             self._device = None
 
     def wrote_host_state(self) -> None:
-        """An executor wrote the host array in place: a GPU copy is stale."""
-        self._device = None
+        """An executor writes the host array in place: a GPU copy is stale. Called before
+        and again after the write, since a reader that takes no update lock may upload
+        the array while it is being written."""
+        with self._lock:
+            self._device = None
 
     def device_state(self, upload: Callable[[np.ndarray], Any]) -> Any:
         """The state in GPU memory, uploaded with `upload(host_array)` when it has no GPU

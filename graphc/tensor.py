@@ -432,7 +432,8 @@ class Variable(Tensor):
     __slots__ = ("state",)
 
     def __init__(self, initial_value: Any, name: str | None = None, trainable: bool = True) -> None:
-        array = np.array(_array_of(initial_value), copy=True)
+        # C order: compiled code reads states as C-contiguous arrays
+        array = np.array(_array_of(initial_value), copy=True, order="C")
         name = _checked_name(name, "variable")
         attrs = {"name": name, "dtype": array.dtype.name, "shape": tuple(array.shape)}
         state = VariableState(array, name, trainable)
@@ -469,7 +470,7 @@ class Variable(Tensor):
                 f"variable {self.name!r} is {declared}; cannot assign shape {list(array.shape)}"
             )
         with UpdateLocks((self.state,)):
-            self.state.set_state(np.array(array, copy=True))
+            self.state.set_state(np.array(array, copy=True, order="C"))
 
     def get_state(self) -> np.ndarray:
         """The current host array itself, not a copy (see VariableState.get_state)."""

@@ -181,6 +181,13 @@ def plan(g: Graph) -> Program:
     )
 
 
+def comment(text: str) -> str:
+    """`text` safe in a one-line comment of generated code: every character that is not
+    printable (a newline, any other line break, a control character) is escaped, so
+    names and source lines read from a file can never end the comment and become code."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def source_types(program: Program) -> str:
     """A statement naming the dtype and rank of every source the entry may take.
 

@@ -122,13 +122,14 @@ def without_comments(source: str) -> str:
         if token.type == tokenize.COMMENT:
             cut[token.start[0]] = token.start[1]
     lines = []
-    for number, line in enumerate(source.splitlines(), start=1):
+    # (tokenize ends lines at "\n" only; str.splitlines would also split at \x0c, \u2028...)
+    for number, line in enumerate(source.split("\n"), start=1):
         if number in cut:
             line = line[: cut[number]].rstrip()
             if not line:
                 continue
         lines.append(line)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def load_generated(source: str) -> ModuleType:

@@ -125,7 +125,11 @@ class Executable:
         """Run one call: the outputs, in order. Variable updates are applied."""
         if self._locked:
             with self._locks:
-                return self._call(feeds)
+                try:
+                    return self._call(feeds)
+                finally:  # (again: a reader may have uploaded the array mid-write)
+                    for variable in self._in_place:
+                        variable.wrote_host_state()
         return self._call(feeds)
 
     def _call(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:

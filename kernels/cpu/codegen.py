@@ -467,13 +467,13 @@ def generate(program: planning.Program, *, parallel: bool, min_parallel: int) ->
     params: list[str] = []
     # the sources' types: two graphs share an entry (and its compiled code) only if equal
     for node_id in (*program.inputs, *program.variables, *program.constants):
-        w.line(f"# {format_node(w.graph.by_id[node_id])}")
+        w.line(f"# {planning.comment(format_node(w.graph.by_id[node_id]))}")
     for k, sym in enumerate(program.dims):
-        w.line(f"d{k} = dims[{k}]  # {sym}")
+        w.line(f"d{k} = dims[{k}]  # {planning.comment(str(sym))}")
     _bind_sources(w, params)
     offsets, _ = _arena_layout(w)
     for node in program.steps:
-        w.line(f"# {format_node(node)}")
+        w.line(f"# {planning.comment(format_node(node))}")
         entry = emit.EMITTERS.get(node.op)
         if entry is None:
             raise NotImplementedError(f"the CPU backend has no emitter for op {node.op!r}")

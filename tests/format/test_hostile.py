@@ -377,3 +377,29 @@ def test_format_error_is_a_value_error_with_path_and_reason(tmp_path: Path) -> N
     assert caught.value.path == str(tmp_path / "f.graphc")
     assert "zip" in caught.value.reason
     assert fileformat.FORMAT_VERSION >= 1
+
+
+@pytest.mark.parametrize("device", ["cpu", "reference"])
+@pytest.mark.parametrize("field", ["origin", "name"])
+@pytest.mark.parametrize("line_break", ["\n", "\r", "\x0c", "\u2028", "\x85"])
+def test_text_that_ends_a_line_never_becomes_code(
+    valid: bytes, tmp_path: Path, device: str, field: str, line_break: str
+) -> None:
+    """A node's origin or name goes into a comment of the generated code: a line break in
+    it must not end the comment and run the rest as Python when the file loads."""
+    marker = tmp_path / "ran"
+    payload = f"x.py:1{line_break}open({str(marker)!r}, 'w').write('x'){line_break}#"
+
+    def change(manifest: dict) -> None:
+        for node in _nodes(manifest):  # every node: fusion keeps some names and origins
+            if field == "origin" or node["op"] not in ("placeholder", "variable"):
+                node[field] = payload
+
+    path = tmp_path / "f.graphc"
+    path.write_bytes(_rewrite(valid, change))
+    fn = gc.load(path, device=device)
+    expected = gc.load(tmp_path / "f.graphc", device="reference")
+    feed = np.ones((2, 3), "float32")
+    np.testing.assert_allclose(fn(feed)[1], expected(feed)[1], rtol=1e-6)
+    assert not marker.exists()
+    assert f"{line_break}open(" not in fn.source  # escaped in the comment

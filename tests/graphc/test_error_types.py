@@ -209,6 +209,14 @@ def test_save_into_a_missing_folder_is_a_file_error(tmp_path: Path) -> None:
     assert info.value.errno is not None
 
 
+def test_a_path_with_a_nul_character_is_an_argument_error(tmp_path: Path) -> None:
+    fn = gc.function([], gc.constant(1.0), device="reference")
+    with pytest.raises(gc.ArgumentError, match="NUL"):
+        gc.save(str(tmp_path / "a\0b.graphc"), fn)
+    with pytest.raises(ValueError, match="NUL"):
+        gc.load(str(tmp_path / "a\0b.graphc"))
+
+
 def test_updating_a_placeholder_is_a_type_error() -> None:
     x = gc.placeholder((3,), "float32", name="x")
     with pytest.raises(TypeError, match="is not a Variable") as info:

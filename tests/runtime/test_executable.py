@@ -186,3 +186,14 @@ def test_random_graphs_compiled_match_numpy(case: strategies.GraphCase) -> None:
     results = case.results(fn(*case.feeds()))
     for got, want in zip(results, case.expected, strict=True):
         strategies.assert_matches(got, want)
+
+
+@pytest.mark.parametrize("name", ["a\nb", "a\u2028b", "a\x0cb", "a\x85b", "a\rb"])
+def test_names_with_line_breaks_compile(name: str) -> None:
+    """User names appear in comments of the generated code, escaped: a line break in one
+    neither breaks the code nor changes what it computes."""
+    x = gc.placeholder((None, 3), "float64", name=name)
+    w = gc.Variable(np.full(3, 2.0), name=f"w{name}")
+    fn = gc.function([x], gc.sum(x * w, axis=1), updates={w: w + 1.0}, device="cpu")
+    np.testing.assert_array_equal(fn(np.ones((2, 3))), [6.0, 6.0])
+    np.testing.assert_array_equal(fn(np.ones((2, 3))), [9.0, 9.0])

@@ -46,3 +46,21 @@ def test_update_by_a_transposed_view_is_contiguous(device: str) -> None:
     assert u.value.shape == (3, 2)
     assert u.get_state().flags.c_contiguous
     np.testing.assert_array_equal(u.value, np.arange(6.0).reshape(2, 3).T)
+
+
+@pytest.mark.parametrize("device", ["cpu", "reference"])
+def test_fortran_ordered_values_are_stored_c_ordered(device: str) -> None:
+    """An initial value or an assigned array in Fortran order (or a transposed view) is
+    stored C-ordered, as compiled code reads it; two graphs over variables that differ
+    only in the order of their initial values share code and both run."""
+    f_order = gc.Variable(np.asfortranarray(np.arange(6.0).reshape(2, 3)), name="f")
+    c_order = gc.Variable(np.arange(6.0).reshape(2, 3), name="c")
+    assert f_order.get_state().flags.c_contiguous
+    first = gc.function([], gc.sum(f_order * 2.0), updates={f_order: f_order + 1.0}, device=device)
+    second = gc.function([], gc.sum(c_order * 2.0), updates={c_order: c_order + 1.0}, device=device)
+    np.testing.assert_array_equal(first(), 30.0)
+    np.testing.assert_array_equal(second(), 30.0)
+    c_order.assign(np.ones((3, 2)).T * 5.0)  # a transposed view
+    assert c_order.get_state().flags.c_contiguous
+    np.testing.assert_array_equal(second(), 60.0)
+    np.testing.assert_array_equal(c_order.value, np.full((2, 3), 6.0))

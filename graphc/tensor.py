@@ -25,7 +25,7 @@ from graphc import dtypes
 from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError, InternalError, ShapeError
 from graphc.ir import Graph, GraphBuilder, Node, Value, located
 from graphc.registry import front_end
-from graphc.state import UpdateLocks, VariableState
+from graphc.state import VariableState
 from graphc.types import Sym, TensorType
 
 _names = itertools.count()
@@ -452,7 +452,7 @@ class Variable(Tensor):
     @property
     def value(self) -> np.ndarray:
         """A copy of the current value (never half of an update in progress)."""
-        with UpdateLocks((self.state,)):
+        with self.state.update_lock:
             return self.state.get_state().copy()
 
     def assign(self, value: Any) -> None:
@@ -469,7 +469,7 @@ class Variable(Tensor):
             raise ShapeError(
                 f"variable {self.name!r} is {declared}; cannot assign shape {list(array.shape)}"
             )
-        with UpdateLocks((self.state,)):
+        with self.state.update_lock:
             self.state.set_state(np.array(array, copy=True, order="C"))
 
     def get_state(self) -> np.ndarray:
@@ -478,8 +478,3 @@ class Variable(Tensor):
 
     def __repr__(self) -> str:
         return f"<graphc.Variable {self.name!r} {self.type}>"
-
-
-def variable_of(node_id: int) -> VariableState:
-    """The state behind a live variable node of the default graph."""
-    return DEFAULT_BUILDER.state_of(node_id)

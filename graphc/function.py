@@ -10,6 +10,7 @@ numpy reference interpreter (device="reference").
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -321,8 +322,18 @@ class Function:
         return fn
 
     def report(self) -> Any:
-        """What each optimization pass did: a PassReport, whose str() is a table."""
-        return self._pass_report
+        """What each optimization pass did and, once the first call has compiled it, how
+        each kernel was compiled: a `Report` (a PassReport), whose str() is two tables."""
+        from graphc.passes.manager import PassReport
+
+        passes = self._pass_report if isinstance(self._pass_report, PassReport) else None
+        executable = self._executable
+        kernels = tuple(getattr(executable, "compile_report", ()))
+        return _report_type()(
+            records=passes.records if passes is not None else (),
+            kernels=kernels,
+            entry_seconds=getattr(executable, "entry_seconds", None),
+        )
 
     @property
     def source(self) -> str:
@@ -330,7 +341,7 @@ class Function:
         empty for device="reference", which runs the numpy reference interpreter."""
         if self._executable is None:
             return ""
-        return self._executable.generated.source
+        return self._executable.generated.listing
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the graph: inputs positionally in `inputs` order or by name."""
@@ -369,6 +380,45 @@ class Function:
             )
         feeds = tuple(self._feeds.collect(args, kwargs))
         return self._restructure(self._executable(feeds, on_device=True))
+
+
+@functools.cache
+def _report_type() -> type:
+    from graphc.passes.manager import PassReport
+
+    @dataclass(frozen=True)
+    class Report(PassReport):
+        """What the passes did (the PassReport's rows), then each kernel's compile:
+        `kernels` holds runtime.compile.Compiled records (origin "process": compiled
+        before in this process, "cache": loaded from the disk cache, "compiled":
+        compiled by this process, "worker": compiled by a helper process);
+        `entry_seconds` is the first call's entry compile and run."""
+
+        kernels: tuple = ()
+        entry_seconds: float | None = None
+
+        @property
+        def origins(self) -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for k in self.kernels:
+                counts[k.origin] = counts.get(k.origin, 0) + 1
+            return counts
+
+        def __str__(self) -> str:
+            text = PassReport.__str__(self)
+            if not self.kernels:
+                return text
+            lines = [text, "", f"{'kernel':<32} {'origin':<9} {'ms':>8}  ops"]
+            for k in sorted(self.kernels, key=lambda k: -k.seconds):
+                lines.append(f"{k.name:<32} {k.origin:<9} {k.seconds * 1000:>8.1f}  {k.what}")
+            counts = ", ".join(f"{n} {origin}" for origin, n in sorted(self.origins.items()))
+            total = sum(k.seconds for k in self.kernels)
+            lines.append(f"{len(self.kernels)} kernels ({counts}), {total:.2f} s here")
+            if self.entry_seconds is not None:
+                lines.append(f"entry: compiled and first run in {self.entry_seconds:.2f} s")
+            return "\n".join(lines)
+
+    return Report
 
 
 def _compile(fn: Function) -> Any:

@@ -181,13 +181,6 @@ def plan(g: Graph) -> Program:
     )
 
 
-def comment(text: str) -> str:
-    """`text` safe in a one-line comment of generated code: every character that is not
-    printable (a newline, any other line break, a control character) is escaped, so
-    names and source lines read from a file can never end the comment and become code."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-
-
 def source_types(program: Program) -> str:
     """A statement naming the dtype and rank of every source the entry may take.
 
@@ -212,14 +205,22 @@ def arena_layout(
 ) -> tuple[list[str], dict[int, str], str]:
     """Statements binding each arena buffer's byte offset to `o<i>` (from the element
     counts `size` gives as expressions of the run-time sizes), those names, and the
-    expression of the total: both code generators carve their arenas this way."""
+    expression of the total: both code generators carve their arenas this way. While
+    every size before a buffer is known, its offset is a literal and needs no statement."""
     lines: list[str] = []
     offsets: dict[int, str] = {}
     total = "0"
     for i, buffer in enumerate(program.buffers):
-        offsets[i] = f"o{i}"
-        lines.append(f"o{i} = {total}")
         count = size(buffer.sized_like)
         itemsize = buffer.dtype.itemsize
-        total = f"(o{i} + ({itemsize} * {count} + {ALIGN - 1}) // {ALIGN} * {ALIGN})"
+        if total.isdigit():
+            offsets[i] = total
+            if count.isdigit():
+                padded = (itemsize * int(count) + ALIGN - 1) // ALIGN * ALIGN
+                total = str(int(total) + padded)
+                continue
+        else:
+            offsets[i] = f"o{i}"
+            lines.append(f"o{i} = {total}")
+        total = f"({offsets[i]} + ({itemsize} * {count} + {ALIGN - 1}) // {ALIGN} * {ALIGN})"
     return lines, offsets, total

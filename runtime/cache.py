@@ -25,16 +25,16 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
-import io
 import os
 import sys
 import tempfile
 import threading
-import tokenize
 from pathlib import Path
 from types import ModuleType
 
 import numba
+
+from graphc.kernels import text
 
 _LOADED: dict[str, ModuleType] = {}
 _LOCK = threading.Lock()
@@ -112,31 +112,10 @@ def _write_once(path: Path, text: str) -> None:
             os.unlink(temporary)
 
 
-def without_comments(source: str) -> str:
-    """`source` without its comments and the lines they leave empty: the text that is
-    compiled. Generated code comments each statement with its IR line, which holds
-    node ids, user names and source lines; two graphs that compute alike compile to
-    the same text, so they share one module and its machine code."""
-    cut: dict[int, int] = {}  # line number -> column where its comment starts
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            cut[token.start[0]] = token.start[1]
-    lines = []
-    # (tokenize ends lines at "\n" only; str.splitlines would also split at \x0c, \u2028...)
-    for number, line in enumerate(source.split("\n"), start=1):
-        if number in cut:
-            line = line[: cut[number]].rstrip()
-            if not line:
-                continue
-        lines.append(line)
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
 def load_generated(source: str) -> ModuleType:
     """The module of generated `source`, named by a digest of its text without comments
-    (see `without_comments`): loaded once per process however many graphs generate it."""
-    code = without_comments(source)
-    return load(code, "graphc_" + hashlib.sha256(code.encode()).hexdigest()[:24])
+    (see kernels/text.py): loaded once per process however many graphs generate it."""
+    return load(text.without_comments(source), text.module_name(source))
 
 
 def load(source: str, name: str) -> ModuleType:

@@ -25,6 +25,7 @@ locks of its variables throughout (graphc.state), so concurrent calls lose nothi
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 from graphc.errors import IndexOutOfRangeError, InputError
 from graphc.kernels.cpu.codegen import FEED_SHAPE_ERROR, Generated
 from graphc.runtime import cache
+from graphc.runtime.compile import Compiled, compile_kernels
 from graphc.state import NO_LOCKS
 from graphc.types import Sym
 
@@ -60,6 +62,8 @@ class Executable:
     ) -> None:
         self.source = generated.source
         self.generated = generated
+        for kernel in generated.kernels:  # (the entry imports them)
+            cache.load_generated(kernel.source)
         module = cache.load_generated(generated.source)
         self._entry = module.entry
         self._arena_bytes = module.arena_bytes
@@ -75,6 +79,8 @@ class Executable:
         self._locks = locks  # held by a call that updates variables (see graphc.state)
         self._locked = bool(locks)
         self._compiled = False
+        self.compile_report: list[Compiled] = []  # how each kernel was compiled
+        self.entry_seconds: float | None = None  # the first call of the entry
         self._bound: dict[tuple, tuple[np.ndarray, int]] = {}
         self._static = not self._dims
         self._static_need = int(self._arena_bytes(_EMPTY_DIMS)) if self._static else 0
@@ -187,7 +193,12 @@ class Executable:
                 # numba refuses a disabled dispatcher before it looks for a compiled
                 # signature: threads racing the first compile wait here instead
                 with _COMPILE_LOCK:
+                    if not self._compiled:
+                        self.compile_report = compile_kernels(self.generated.kernels)
+                    start = time.perf_counter()
                     result = self._entry(*args)
+                    if self.entry_seconds is None:
+                        self.entry_seconds = time.perf_counter() - start
                     if not self._compiled:
                         self._entry.disable_compile()
                         self._compiled = True

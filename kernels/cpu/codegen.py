@@ -29,6 +29,7 @@ import numpy as np
 
 from graphc.ir import Node, Value
 from graphc.kernels import plan as planning
+from graphc.kernels import scalar, text
 from graphc.kernels.cpu import emit, inline, loops
 from graphc.printer import format_node
 from graphc.registry import lookup
@@ -46,6 +47,9 @@ PARALLEL_OPTIONS = {
     "fusion": False,
     "inplace_binop": False,
 }
+# kernels sharing one `prange` at most: a softmax's four. numba's compile time grows
+# faster than a function's length, and short groups repeat: equal groups are one kernel
+MAX_GROUP = 4
 MAX_PARALLEL = 4  # a graph with at most this many chunkable kernels runs them all in parallel
 PARALLEL_WEIGHT = 256  # else only those with this many elements per run-time size unit
 CONTIGUOUS_VIEWS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
@@ -67,11 +71,61 @@ def _header(what: str) -> str:
     return HEADER.replace("{what}", what).replace("{libraries}", libraries)
 
 
+Param = tuple  # a kernel parameter's type: see `Arg`
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a kernel call: the entry's expression and the parameter's type,
+    one of ("array", dtype, ndim, layout "C" or "A"), ("scalar", dtype), ("index",)
+    (an intp) and ("sizes", rank) (a tuple of intp). The call site casts each value to
+    exactly that type (`call_expr`), so the kernel's signature is known before the
+    entry is compiled, and the kernel can be compiled ahead, in another process."""
+
+    expr: str
+    param: Param
+
+    cast: bool = True  # the expression's numba type may differ from `param`
+
+    def call_expr(self) -> str:
+        kind = self.param[0]
+        if kind == "array" and self.cast:
+            return f"lib.as_{self.param[3].lower()}({self.expr})"
+        if kind == "index" and self.expr.isdigit():  # (an int literal is not an intp)
+            return f"np.intp({self.expr})"
+        return self.expr  # already of its parameter's exact type
+
+
+def array_arg(expr: str, t: TensorType, contiguous: bool) -> Arg:
+    """An array argument. The values the writer knows to be C-contiguous (sources,
+    arena and fresh arrays, contiguous reshapes of them) are typed as writable C arrays
+    already; any other array is cast to the strided type."""
+    return Arg(expr, ("array", t.dtype.name, t.ndim, "C" if contiguous else "A"), not contiguous)
+
+
+def index_arg(expr: str) -> Arg:
+    return Arg(expr, ("index",))
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A compiled unit of the program: one numba function, `kernel`, alone in a module
+    named by a digest of its text (kernels/text.py). Kernels with the same text are
+    one kernel, compiled once per machine and shared by every graph and process."""
+
+    name: str  # the module's name
+    source: str  # the module's text (its comments name what the first graph used it for)
+    params: tuple[Param, ...]  # the types it is called with
+    what: str  # the ops it runs, for profiles and reports
+    parallel: bool  # runs its chunks across threads (a `prange`)
+
+
 @dataclass(frozen=True)
 class Generated:
     """A generated module: its source, digest, and what the runtime needs to call it."""
 
     source: str  # the entry module
+    kernels: tuple[Kernel, ...]  # the kernel modules the entry calls, each once
     program: planning.Program
     returns: tuple[Value, ...]  # what entry returns, in order: outputs, then new states
     new_states: tuple[int, ...]  # variable node ids whose new array entry returns
@@ -79,6 +133,13 @@ class Generated:
     constants: tuple[int, ...]  # constant node ids the entry takes, after the variables
     takes_dims: bool  # entry's first parameter is the dims array
     takes_arena: bool  # then the arena
+
+    @property
+    def listing(self) -> str:
+        """The entry module followed by every kernel module it calls."""
+        parts = [self.source]
+        parts += [f"# ---- module {k.name}: {k.what}\n{k.source}" for k in self.kernels]
+        return "\n\n".join(parts)
 
 
 class Writer:
@@ -95,7 +156,9 @@ class Writer:
         self.used: set[Value] = set()  # values some statement reads
         self.chunked: list[_Chunked] = []  # kernels that may run by chunks (see _expand)
         self.hoistable: set[int] = set()  # lines binding an output's storage
-        self.inliner = inline.Inliner()
+        self.kernels: dict[str, Kernel] = {}  # by module name, in order of first use
+        self.aliases: dict[str, str] = {}  # module name -> the entry's name for its kernel
+        self.carved: dict[tuple[int, TensorType], str] = {}  # (buffer, type) -> its array
         self._counter = 0
 
     # ---- the Emitter protocol
@@ -164,30 +227,42 @@ class Writer:
             return str(known)
         return " * ".join(factors if known == 1 else [str(known), *factors])
 
+    def call_kernel(self, function: str, args: list[Arg], what: str, parallel: bool) -> str:
+        """The statement calling `function` (the text of one numba function named
+        `kernel`) with `args`; registers its module."""
+        source = _header(f"kernel: {text.comment(what)}") + "\n\n" + function
+        name = text.module_name(source)
+        if name not in self.kernels:
+            params = tuple(a.param for a in args)
+            self.kernels[name] = Kernel(name, source, params, what, parallel)
+            self.aliases[name] = f"k{len(self.aliases)}"
+        call = ", ".join(a.call_expr() for a in args)
+        return f"{self.aliases[name]}({call})"
+
     def run_kernel(
         self,
         source: str,
-        args: list[str],
+        args: list[Arg],
         extent: str,
         work: str,
-        n: str,
+        n: Arg,
+        what: str,
         *,
         node: Node | None = None,
         rows: bool = True,
     ) -> None:
         """Run the `kernel` function of `source` (loop kernel functions; see loops.py) with
-        `args` over [0, extent) of its first loop. Its body is pasted into the entry
-        (inline.py). Given the `node` it computes, a kernel whose work may be large can
-        be split across threads; which ones are is decided once the whole entry is
-        known (_expand).
+        `args` over [0, extent) of its first loop. Given the `node` it computes, a kernel
+        whose work may be large can be split across threads; which ones are is decided
+        once the whole entry is known (_expand).
         `rows`: chunk index i is row i of the node's outputs (it is in a flat loop over
         anything but a column), so it may share a `prange` with its row-wise neighbours."""
         small = work.isdigit() and int(work) < self.min_parallel
+        chunk = _Chunked(source, args, extent, work, n, len(self.lines), node, rows, what)
         if not self.parallel or node is None or small:
-            self.lines += self.inliner.statements(source, [*args, "0", extent, n])
+            self.lines.append(_serial_call(self, chunk))
             return
-        line = len(self.lines)
-        self.chunked.append(_Chunked(source, args, extent, work, n, line, node, rows))
+        self.chunked.append(chunk)
         self.lines.append("")  # replaced by _expand
 
 
@@ -196,13 +271,14 @@ class _Chunked:
     """A kernel call that may run by chunks on several threads, and where it goes."""
 
     source: str
-    args: list[str]
+    args: list[Arg]
     extent: str
     work: str
-    n: str
+    n: Arg
     line: int
-    node: Node  # whose inputs it reads and outputs it writes
+    node: Node | None  # whose inputs it reads and outputs it writes
     rows: bool  # chunk i is row i of its outputs
+    what: str  # the ops it runs
 
     @property
     def weight(self) -> int:
@@ -225,7 +301,7 @@ def _expand(w: Writer) -> list[str]:
     PARALLEL_WEIGHT elements per run-time size unit."""
     groups = _groups(w)
     lines: list[str | None] = list(w.lines)
-    for index, group in reversed(list(enumerate(groups))):
+    for group in reversed(groups):
         first, last = group[0].line, group[-1].line
         weight = max(k.weight for k in group)
         if len(groups) <= MAX_PARALLEL or weight >= PARALLEL_WEIGHT:
@@ -234,10 +310,10 @@ def _expand(w: Writer) -> list[str]:
             for i in range(first, last + 1):
                 if i in w.hoistable or lines[i].lstrip().startswith("#") or not lines[i]:
                     lines[i] = None
-            lines[first] = _parallel_call(w, group, index, hoisted, comments)  # type: ignore[assignment]
+            lines[first] = _parallel_call(w, group, hoisted, comments)  # type: ignore[assignment]
         else:
             for k in group:
-                lines[k.line] = w.inliner.statements(k.source, [*k.args, "0", k.extent, k.n])  # type: ignore[assignment]
+                lines[k.line] = _serial_call(w, k)
     out: list[str] = []
     for line in lines:
         if isinstance(line, list):
@@ -270,7 +346,7 @@ def _groups(w: Writer) -> list[list[_Chunked]]:
     groups: list[list[_Chunked]] = []
     for k in w.chunked:
         last = groups[-1] if groups else None
-        if last is not None and _joins(w, last, k):
+        if last is not None and len(last) < MAX_GROUP and _joins(w, last, k):
             last.append(k)
         else:
             groups.append([k])
@@ -325,40 +401,57 @@ def _iteration_rank(w: Writer, k: _Chunked) -> int:
     return max([w.type_of(v).ndim for v in k.node.inputs] + [0])
 
 
+def _serial_call(w: Writer, k: _Chunked) -> str:
+    """The call of kernel `k` over its whole extent, on the calling thread."""
+    args = [*k.args, index_arg("0"), index_arg(k.extent), k.n]
+    return w.call_kernel(k.source, args, k.what, parallel=False)
+
+
 def _parallel_call(
     w: Writer,
     group: list[_Chunked],
-    index: int,
     hoisted: list[str],
     comments: dict[int, list[str]],
 ) -> list[str]:
-    """A `prange` over chunks of [0, extent) running every kernel of `group` on each
-    chunk in turn; one chunk when the work is small."""
+    """A kernel running a `prange` over chunks of [0, extent) that runs every kernel of
+    `group` on each chunk in turn (one chunk when the work is small), and its call.
+    The members' bodies are pasted into the loop (inline.py); the function's names
+    depend only on its text, so equal groups in any graph are one kernel."""
     first = group[0]
-    count, step = f"n_{index}", f"step_{index}"
+    params: list[str] = []
+    args: list[Arg] = []
+
+    def param(arg: Arg) -> str:
+        # one parameter per argument, even where two are the same array: the function's
+        # text must not depend on which of its arrays a graph happens to share
+        params.append(f"p{len(params)}")
+        args.append(arg)
+        return params[-1]
+
     work = " + ".join(f"({k.work})" for k in group) if len(group) > 1 else first.work
-    lines = [
-        *hoisted,
-        f"{count} = {first.extent}",
-        # a fixed number of chunks: numba.get_num_threads() would make the entry uncacheable
-        f"{step} = max(1, ({count} + {CHUNKS - 1}) // {CHUNKS}) "
-        f"if {work} >= {w.min_parallel} else max(1, {count})",
-    ]
-    lo, hi = f"lo_{index}", f"hi_{index}"
-    body = [f"{lo} = c * {step}", f"{hi} = min({lo} + {step}, {count})"]
+    count, total = param(index_arg(first.extent)), param(index_arg(work))
+    inliner = inline.Inliner()
+    body = ["lo = c * step", "hi = min(lo + step, count)"]
     for j, k in enumerate(group):
-        names = []
-        for i, arg in enumerate(k.args):  # evaluated once, not by every chunk
-            if arg.isidentifier():
-                names.append(arg)
-            else:
-                names.append(f"p{index}_{j}_{i}")
-                lines.append(f"p{index}_{j}_{i} = {arg}")
+        names = [param(a) for a in k.args]
+        sizes = param(k.n)
         if j:
             body += comments.get(k.line, [])
-        body += w.inliner.statements(k.source, [*names, lo, hi, k.n])
-    lines.append(f"for c in prange(({count} + {step} - 1) // {step}):")
-    return lines + ["    " + line for line in body]
+        body += inliner.statements(k.source, [*names, "lo", "hi", sizes])
+    options = f'cache=True, nogil=True, error_model="numpy", parallel={PARALLEL_OPTIONS}'
+    function = [
+        f"@numba.njit({options})",
+        f"def kernel({', '.join(params)}):",
+        *["    " + line for line in comments.get(first.line, [])],
+        f"    count = {count}",
+        # a fixed number of chunks: numba.get_num_threads() would make it uncacheable
+        f"    step = max(1, (count + {CHUNKS - 1}) // {CHUNKS}) "
+        f"if {total} >= {w.min_parallel} else max(1, count)",
+        "    for c in prange((count + step - 1) // step):",
+        *["        " + line for line in body],
+    ]
+    what = " | ".join(k.what for k in group)
+    return [*hoisted, w.call_kernel("\n".join(function) + "\n", args, what, parallel=True)]
 
 
 def _tuple(items: list[str]) -> str:
@@ -376,18 +469,29 @@ def _allocate(w: Writer, value: Value, offsets: dict[int, str]) -> None:
     t = w.type_of(value)
     name = w._name(value)
     home = program.home[value]
-    w.hoistable.add(len(w.lines))  # binding storage reads nothing: may move up (_expand)
     if home == "arena":
         buffer = program.arena_slot[value]
+        carved = (buffer, t)
+        if carved in w.carved:  # the same bytes as the same array: one binding
+            w.names[value] = w.carved[carved]
+            w.contiguous[value] = True
+            return
+        w.carved[carved] = name
+        w.hoistable.add(len(w.lines))  # binding storage reads nothing: may move up (_expand)
         start = offsets[buffer]
         count = w.size(t)
-        w.line(
-            f"{name} = lib.carve(arena, {start}, {start} + {t.dtype.itemsize} * {count}, "
-            f"{w.sizes(t)}, {_dtype(t.dtype)})"
-        )
+        stop = f"{start} + {t.dtype.itemsize} * {count}"
+        if start.isdigit() and count.isdigit():
+            stop = str(int(start) + t.dtype.itemsize * int(count))
+        if start.isdigit():  # (a library function called with int literals is compiled
+            # again for every value)
+            start, stop = f"np.intp({start})", f"np.intp({stop})"
+        w.line(f"{name} = lib.carve(arena, {start}, {stop}, {w.sizes(t)}, {_dtype(t.dtype)})")
     elif home == "state":
+        w.hoistable.add(len(w.lines))
         w.line(f"{name} = {w.names[Value(program.state_of[value])]}")
     else:
+        w.hoistable.add(len(w.lines))
         w.line(f"{name} = np.empty({w.shape(t)}, {_dtype(t.dtype)})")
     w.names[value] = name
     w.contiguous[value] = True
@@ -467,13 +571,13 @@ def generate(program: planning.Program, *, parallel: bool, min_parallel: int) ->
     params: list[str] = []
     # the sources' types: two graphs share an entry (and its compiled code) only if equal
     for node_id in (*program.inputs, *program.variables, *program.constants):
-        w.line(f"# {planning.comment(format_node(w.graph.by_id[node_id]))}")
+        w.line(f"# {text.comment(format_node(w.graph.by_id[node_id]))}")
     for k, sym in enumerate(program.dims):
-        w.line(f"d{k} = dims[{k}]  # {planning.comment(str(sym))}")
+        w.line(f"d{k} = dims[{k}]  # {text.comment(str(sym))}")
     _bind_sources(w, params)
     offsets, _ = _arena_layout(w)
     for node in program.steps:
-        w.line(f"# {planning.comment(format_node(node))}")
+        w.line(f"# {text.comment(format_node(node))}")
         entry = emit.EMITTERS.get(node.op)
         if entry is None:
             raise NotImplementedError(f"the CPU backend has no emitter for op {node.op!r}")
@@ -495,6 +599,7 @@ def generate(program: planning.Program, *, parallel: bool, min_parallel: int) ->
     source, parallel_loops = _assemble(w, params)
     return Generated(
         source,
+        tuple(w.kernels.values()),
         program,
         values,
         new_states,
@@ -516,16 +621,20 @@ def _arena_function(w: Writer) -> list[str]:
 
 
 def _assemble(w: Writer, params: list[str]) -> tuple[str, bool]:
-    """The entry module's source, and whether it has parallel loops."""
-    parts = [_header("the entry function of one graph"), planning.source_types(w.program)]
-    options = 'cache=True, nogil=True, error_model="numpy"'
+    """The entry module's source, and whether it runs kernels across threads."""
     lines = _expand(w)
-    parallel = any(line.lstrip().startswith("for c in prange(") for line in lines)
-    if parallel:
-        options += f", parallel={PARALLEL_OPTIONS}"
+    imports = "\n".join(
+        f"from {name} import kernel as {w.aliases[name]}  # {text.comment(kernel.what)}"
+        for name, kernel in w.kernels.items()
+    )
+    parts = [_header("the entry function of one graph"), planning.source_types(w.program)]
+    if imports:
+        parts.append(imports)
+    options = 'cache=True, nogil=True, error_model="numpy"'
     body = "\n".join("    " + line for line in lines)
     parts.append(f"@numba.njit({options})\ndef entry({', '.join(params)}):\n{body}\n")
     parts.append("\n".join(_arena_function(w)) + "\n")
+    parallel = any(k.parallel for k in w.kernels.values())
     return "\n\n".join(p.rstrip("\n") + "\n" for p in parts), parallel
 
 
@@ -539,36 +648,44 @@ def operands_of(w: Writer, node: Node) -> list[Operand]:
     return [(w.arg(v), w.type_of(v), w.is_contiguous(v)) for v in node.inputs]
 
 
-def _inline_scalar_constants(
+def _scalar_parameters(
     w: Writer, node: Node, body: tuple, results: tuple[int, ...]
-) -> tuple[list[Operand], tuple, tuple[int, ...]]:
-    """Operands of `node` with its one-element constant inputs turned into constant steps
-    at the start of the body (literals in the loop, not arrays passed in)."""
+) -> tuple[list[Operand], list[str], tuple, tuple[int, ...]]:
+    """`node`'s operands and body with every one-element constant (an input, or a step
+    the fusion pass copied into the body) turned into a scalar parameter of the kernel:
+    kernels that differ only in their constants are one kernel. Returns the operands,
+    the literal passed for each scalar operand (None for arrays), body and results."""
     operands: list[Operand] = []
-    steps: list[tuple] = []
-    where: dict[int, tuple[str, int]] = {}
+    literals: list[str | None] = []
+    where: dict[int, int] = {}  # old flat index -> new flat index (operands first)
     for i, v in enumerate(node.inputs):
         producer = w.graph.node(v)
-        if producer.op == "constant" and producer.attrs["value"].array.size == 1:
-            where[i] = ("step", len(steps))
-            steps.append(("constant", (), producer.attrs))
-        else:
-            where[i] = ("operand", len(operands))
-            operands.append((w.arg(v), w.type_of(v), w.is_contiguous(v)))
-    if not steps:
-        return operands, body, results
-    n_in, n_ops = len(node.inputs), len(operands)
+        where[i] = len(operands)
+        operands.append((w.arg(v), w.type_of(v), w.is_contiguous(v)))
+        single = producer.op == "constant" and producer.attrs["value"].array.size == 1
+        literals.append(_literal(producer.attrs, w.type_of(v)) if single else None)
+    kept: list[tuple] = []
+    n_in = len(node.inputs)
+    constant_steps = []
+    for k, (op, _, attrs) in enumerate(body):
+        if op == "constant" and attrs["value"].array.size == 1:
+            constant_steps.append((n_in + k, attrs))
+    for index, attrs in constant_steps:
+        t = TensorType(attrs["value"].array.dtype, tuple(attrs["value"].array.shape))
+        where[index] = len(operands)
+        operands.append(("", t, True))
+        literals.append(_literal(attrs, t))
+    constant_indices = {index for index, _ in constant_steps}
+    for k, step in enumerate(body):
+        if n_in + k not in constant_indices:
+            where[n_in + k] = len(operands) + len(kept)
+            kept.append(step)
+    new_body = tuple((op, tuple(where[a] for a in args), attrs) for op, args, attrs in kept)
+    return operands, literals, new_body, tuple(where[r] for r in results)
 
-    def moved(index: int) -> int:
-        if index >= n_in:
-            return index - n_in + n_ops + len(steps)
-        kind, position = where[index]
-        return position if kind == "operand" else n_ops + position
 
-    new_body = tuple(steps) + tuple(
-        (op, tuple(moved(a) for a in args), attrs) for op, args, attrs in body
-    )
-    return operands, new_body, tuple(moved(r) for r in results)
+def _literal(attrs: dict, t: TensorType) -> str:
+    return scalar.literal(attrs["value"].array.reshape(-1)[0], t.dtype)
 
 
 def loop_spec(
@@ -579,6 +696,7 @@ def loop_spec(
     results: tuple[int, ...],
     shape: Any,
     panel: int | None = None,
+    scalars: frozenset[int] = frozenset(),
 ) -> loops.LoopSpec:
     """The LoopSpec of `body` over `operands`, iterating over `shape`."""
     value_types = [t for _, t, _ in operands]
@@ -595,6 +713,7 @@ def loop_spec(
         results=results,
         shape=tuple(shape),
         panel=panel,
+        scalars=scalars,
     )
 
 
@@ -607,36 +726,50 @@ def emit_loop(
 ) -> None:
     """An elementwise or reduction loop kernel for `node`, and its call from the entry."""
     if operands is None:
-        operands, body, results = _inline_scalar_constants(w, node, body, results)
+        operands, literals, body, results = _scalar_parameters(w, node, body, results)
+    else:
+        literals = [None] * len(operands)
+    scalars = frozenset(i for i, lit in enumerate(literals) if lit is not None)
     name = "kernel"
-    args = [operand[0] for operand in operands]
-    comment = " -> ".join(step[0] for step in body)
+    args = [
+        Arg(lit, ("scalar", t.dtype.name)) if lit is not None else array_arg(expr, t, c)
+        for (expr, t, c), lit in zip(operands, literals, strict=True)
+    ]
+    what = " -> ".join(step[0] for step in body)
     out_type = w.type_of(node.outputs[0])
     if body[-1][0] in loops.REDUCTIONS:
         (_, (source,), _) = body[-1]
-        prologue = loop_spec(w, name, operands, body[:-1], (), ())
+        prologue = loop_spec(w, name, operands, body[:-1], (), (), scalars=scalars)
         shape = prologue.value_types[source].shape
-        spec = loop_spec(w, name, operands, body, results, shape)
+        spec = loop_spec(w, name, operands, body, results, shape, scalars=scalars)
         _, axes = spec.reduction  # type: ignore[misc]
         kept = TensorType(out_type.dtype, tuple(d for k, d in enumerate(shape) if k not in axes))
-        args.append(f"{w.out(node)}.reshape({w.shape(kept)})")
-        source = loops.reduction_source(spec, comment)
-        n = w.shape(TensorType(kept.dtype, shape))
+        args.append(array_arg(f"{w.out(node)}.reshape({w.shape(kept)})", kept, True))
+        source = loops.reduction_source(spec, what)
+        n = sizes_arg(w, shape)
         if shape and 0 not in axes and not spec.flat:
             work = w.size(TensorType(out_type.dtype, shape))
-            w.run_kernel(source, args, w.dim(shape[0]), work, n, node=node)
+            w.run_kernel(source, args, w.dim(shape[0]), work, n, what, node=node)
         else:
-            w.run_kernel(source, args, w.dim(shape[0]) if shape else "1", "0", n)
+            w.run_kernel(source, args, w.dim(shape[0]) if shape else "1", "0", n, what)
         return
     shape = out_type.shape
-    spec = loop_spec(w, name, operands, body, results, shape)
-    args += [w.out(node, i) for i in range(len(results))]
-    source = loops.elementwise_source(spec, comment)
-    n = w.shape(out_type)
+    spec = loop_spec(w, name, operands, body, results, shape, scalars=scalars)
+    outputs = [Value(node.id, i) for i in range(len(results))]
+    args += [array_arg(w.out(node, v.index), w.type_of(v), True) for v in outputs]
+    source = loops.elementwise_source(spec, what)
+    n = sizes_arg(w, shape)
     if not shape:
-        w.run_kernel(source, args, "1", "0", n)
+        w.run_kernel(source, args, "1", "0", n, what)
     elif spec.flat:
         rows = all(d == 1 for d in shape[1:])  # a column: flat index i is row i
-        w.run_kernel(source, args, w.size(out_type), w.size(out_type), n, node=node, rows=rows)
+        size = w.size(out_type)
+        w.run_kernel(source, args, size, size, n, what, node=node, rows=rows)
     else:
-        w.run_kernel(source, args, w.dim(shape[0]), w.size(out_type), n, node=node)
+        w.run_kernel(source, args, w.dim(shape[0]), w.size(out_type), n, what, node=node)
+
+
+def sizes_arg(w: Writer, shape: Any) -> Arg:
+    """The iteration sizes `n` of a loop kernel, a tuple of intp."""
+    items = [f"np.intp({d})" if isinstance(d, int) else w.dim(d) for d in shape]
+    return Arg(text.tuple_expr(items), ("sizes", len(items)))

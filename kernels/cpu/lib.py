@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
 
 from graphc.kernels.cpu.jit import OPTIONS, kernel
 
@@ -216,3 +219,34 @@ def scratch(rows, cols, dtype):
     """A new (rows, cols) array. A call numba cannot hoist: an `np.empty` in a prange
     body may be moved out of the loop and shared by the threads."""
     return np.empty((rows, cols), dtype)
+
+
+# ---- the types a kernel is called with (see codegen.Kernel)
+#
+# A kernel is compiled ahead of its first call, in another process, for the argument
+# types its call site will pass (codegen.Kernel.signature). Whether numba types an
+# array as C-contiguous or of any layout, or as read-only, depends on how the caller
+# made it; these casts make each array argument's type exactly the declared one.
+# They cost nothing at run time: every layout has the same data model.
+
+
+def _layout_cast(layout: str):  # type: ignore[no-untyped-def]
+    def typer(typingctx, array):  # type: ignore[no-untyped-def]
+        if not isinstance(array, types.Array):
+            return None
+        result = types.Array(array.dtype, array.ndim, layout)
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return impl_ret_borrowed(context, builder, result, args[0])
+
+        return result(array), codegen
+
+    return typer
+
+
+as_c = intrinsic(_layout_cast("C"))
+as_c.__doc__ = "A C-contiguous array, typed as a writable C-layout array."
+as_f = intrinsic(_layout_cast("F"))
+as_f.__doc__ = "An F-contiguous array (a transposed matrix), typed as a writable F-layout array."
+as_a = intrinsic(_layout_cast("A"))
+as_a.__doc__ = "Any array, typed as a writable array of any layout (strided)."

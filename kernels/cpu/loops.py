@@ -38,6 +38,7 @@ class LoopSpec:
     results: tuple[int, ...]
     shape: Shape  # the iteration space; its sizes come in as the tuple `n`
     panel: int | None = None  # an operand holding only rows [lo, hi), read at row i0 - lo
+    scalars: frozenset[int] = frozenset()  # operands passed as one scalar, not an array
 
     @property
     def reduction(self) -> tuple[str, tuple[int, ...]] | None:
@@ -55,9 +56,12 @@ class LoopSpec:
         """One flat loop: every operand and result spans the iteration space contiguously."""
         if len(self.shape) < 2 or self.panel is not None:
             return False
-        whole = all(
-            t.shape == self.shape and c for t, c in zip(self.operands, self.contiguous, strict=True)
-        )
+        arrays = [
+            (t, c)
+            for i, (t, c) in enumerate(zip(self.operands, self.contiguous, strict=True))
+            if i not in self.scalars
+        ]
+        whole = bool(arrays) and all(t.shape == self.shape and c for t, c in arrays)
         reduction = self.reduction
         return whole and (reduction is None or len(reduction[1]) == len(self.shape))
 
@@ -91,7 +95,9 @@ def _body_lines(spec: LoopSpec, pre: list[str], flat: bool, steps: int) -> list[
     lines = []
     n_operands = len(spec.operands)
     for i in range(n_operands):
-        if i in used and spec.operands[i].ndim == 0:
+        if i in used and i in spec.scalars:
+            pre.append(f"x{i} = a{i}")
+        elif i in used and spec.operands[i].ndim == 0:
             pre.append(f"x{i} = a{i}.item()")  # loop-invariant
         elif i in used:
             lines.append(f"x{i} = a{i}{_index(spec, i, pre, flat)}")
@@ -144,8 +150,7 @@ def elementwise_source(spec: LoopSpec, comment: str) -> str:
         stores.append(f"r{r}{index} = x{value}")
     lines = []
     if flat:
-        for i in range(len(spec.operands)):
-            pre.append(f"a{i} = a{i}.reshape(a{i}.size)")
+        pre += _flatten(spec)
         for r in range(len(spec.results)):
             pre.append(f"r{r} = r{r}.reshape(r{r}.size)")
         lines += ["for i0 in range(lo, hi):", *_indent(body + stores, 1)]
@@ -154,6 +159,12 @@ def elementwise_source(spec: LoopSpec, comment: str) -> str:
     else:
         lines += _loops(list(range(rank)), spec, True) + _indent(body + stores, rank)
     return _function(spec, comment, pre, lines)
+
+
+def _flatten(spec: LoopSpec) -> list[str]:
+    """Statements viewing each array operand as 1-d, for a flat loop."""
+    arrays = [i for i in range(len(spec.operands)) if i not in spec.scalars]
+    return [f"a{i} = a{i}.reshape(a{i}.size)" for i in arrays]
 
 
 def _function(spec: LoopSpec, comment: str, pre: list[str], lines: list[str]) -> str:
@@ -218,9 +229,9 @@ def reduction_source(spec: LoopSpec, comment: str) -> str:
     (_, (source,), _) = spec.body[-1]
     value = f"{scalar.ctor(acc_dtype)}(x{source})"
     if flat:
-        for i in range(len(spec.operands)):
-            pre.append(f"a{i} = a{i}.reshape(a{i}.size)")
-        lines = [*_start(op, acc_dtype), "for i0 in range(a0.size):"]
+        pre += _flatten(spec)
+        first = min(i for i in range(len(spec.operands)) if i not in spec.scalars)
+        lines = [*_start(op, acc_dtype), f"for i0 in range(a{first}.size):"]
         lines += _indent([*body, *_accumulate(op, acc_dtype, value)], 1)
         lines.append(f"r0[()] = {scalar.ctor(out_dtype)}({_total(op, acc_dtype)})")
         return _function(spec, comment, pre, lines)

@@ -13,7 +13,16 @@ import numpy as np
 
 from graphc.ir import Node, Value
 from graphc.kernels.cpu import arrays, loops, nn  # noqa: F401  (their emitters register on import)
-from graphc.kernels.cpu.codegen import CONTIGUOUS_VIEWS, Writer, emit_loop, loop_spec, operands_of
+from graphc.kernels.cpu.codegen import (
+    CONTIGUOUS_VIEWS,
+    Arg,
+    Writer,
+    array_arg,
+    emit_loop,
+    loop_spec,
+    operands_of,
+    sizes_arg,
+)
 from graphc.kernels.cpu.emit import emits, int_tuple
 from graphc.kernels.cpu.loops import REDUCTIONS
 from graphc.kernels.plan import ELEMENTWISE_OPS
@@ -151,15 +160,21 @@ def _np(dtype: np.dtype) -> str:
 def _converted(w: Writer, value: Value, dtype: np.dtype) -> str:
     """The operand's array in the product's dtype, contiguous or F-contiguous (a 2-D
     transpose of a contiguous array, which BLAS reads transposed)."""
+    return _converted_arg(w, value, dtype).expr
+
+
+def _converted_arg(w: Writer, value: Value, dtype: np.dtype) -> Arg:
+    """`_converted` as a kernel argument: C- or F-contiguous."""
     name = w.arg(value)
+    t = TensorType(dtype, w.type_of(value).shape)
     if w.type_of(value).dtype != dtype:
-        return f"np.ascontiguousarray({name}).astype({_np(dtype)})"
+        return array_arg(f"np.ascontiguousarray({name}).astype({_np(dtype)})", t, True)
     node = w.graph.node(value)
     if w.is_contiguous(value):
-        return name
+        return array_arg(name, t, True)
     if node.op == "transpose" and node.attrs["perm"] == (1, 0) and w.is_contiguous(node.inputs[0]):
-        return name
-    return f"np.ascontiguousarray({name})"
+        return Arg(name, ("array", dtype.name, t.ndim, "F"))
+    return array_arg(f"np.ascontiguousarray({name})", t, True)
 
 
 def _matrix_dims(t: TensorType, first: bool) -> tuple:
@@ -285,9 +300,12 @@ def _panel_kernel(
         ]
     )
     source = loops.elementwise_source(spec, f"matmul -> {steps}") + "\n\n" + panel
-    args = [w.arg(v) for v in node.inputs]
-    args[ia] = _converted(w, node.inputs[ia], product.dtype)
-    args[ib] = _converted(w, node.inputs[ib], product.dtype)
-    args += [w.out(node, i) for i in range(len(results))]
+    args = [array_arg(w.arg(v), w.type_of(v), w.is_contiguous(v)) for v in node.inputs]
+    args[ia] = _converted_arg(w, node.inputs[ia], product.dtype)
+    args[ib] = _converted_arg(w, node.inputs[ib], product.dtype)
+    args += [
+        array_arg(w.out(node, i), w.type_of(node.outputs[i]), True) for i in range(len(results))
+    ]
+    extent, n = w.dim(product.shape[0]), sizes_arg(w, product.shape)
     # no node: never split across threads, BLAS runs each panel's product on its own
-    w.run_kernel(source, args, w.dim(product.shape[0]), w.size(product), w.shape(product))
+    w.run_kernel(source, args, extent, w.size(product), n, f"matmul -> {steps}")

@@ -27,7 +27,7 @@ import numpy as np
 
 from graphc.ir import Node, Value
 from graphc.kernels import plan as planning
-from graphc.kernels import scalar
+from graphc.kernels import scalar, text
 from graphc.kernels.cuda import launch, lib
 from graphc.printer import format_node
 from graphc.registry import lookup
@@ -146,7 +146,7 @@ class Writer:
         """Add a kernel with `params` and `body` (unindented lines); its name."""
         name = f"k{len(self.kernels)}"
         lines = [DECORATOR, f"def {name}({', '.join(params)}):"]
-        lines.append(f"    # {planning.comment(comment)}")
+        lines.append(f"    # {text.comment(comment)}")
         lines += ["    " + line for line in body]
         self.kernels.append("\n".join(lines) + "\n")
         return name
@@ -511,13 +511,13 @@ def generate(program: planning.Program) -> Generated:
     w = Writer(program)
     params: list[str] = []
     for node_id in (*program.inputs, *program.variables, *program.constants):
-        w.line(f"# {planning.comment(format_node(w.graph.by_id[node_id]))}")
+        w.line(f"# {text.comment(format_node(w.graph.by_id[node_id]))}")
     for k, sym in enumerate(program.dims):
-        w.line(f"d{k} = dims[{k}]  # {planning.comment(str(sym))}")
+        w.line(f"d{k} = dims[{k}]  # {text.comment(str(sym))}")
     _bind_sources(w, params)
     offsets, _ = _arena_layout(w)
     for node in program.steps:
-        w.line(f"# {planning.comment(format_node(node))}")
+        w.line(f"# {text.comment(format_node(node))}")
         entry = EMITTERS.get(node.op)
         if entry is None:
             raise NotImplementedError(f"the CUDA backend has no emitter for op {node.op!r}")

@@ -1,8 +1,12 @@
-"""Kernels pasted into the entry: renamed locals, parameters bound once, nested calls
-inlined; and which chunkable kernels a graph runs in parallel."""
+"""Kernels pasted into a parallel group: renamed locals, parameters bound once, nested
+calls inlined; equal kernels shared; and which chunkable kernels run in parallel."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -64,19 +68,76 @@ def test_two_calls_do_not_share_names() -> None:
     np.testing.assert_array_equal(out, np.arange(6.0) * 2)
 
 
-def test_a_graph_is_one_compiled_function() -> None:
+def _chain(blocks: int) -> gc.Tensor:
+    x = gc.placeholder((None, 16), "float32", name="x")
+    h = x
+    for i in range(blocks):
+        h = gc.tanh(h * (1.0 + 0.01 * i) + 0.5)
+        h = h - gc.max(h, axis=1, keepdims=True)
+    return x, h
+
+
+def test_kernels_that_differ_only_in_constants_are_one_kernel(monkeypatch) -> None:
+    monkeypatch.setenv("GRAPHC_PARALLEL", "0")
+    x, h = _chain(12)
+    f = gc.function([x], h, device="cpu")
+    kernels = f._executable.generated.kernels
+    # 24 loops, 4 kernels: the first block's, the row max, every later block's (the
+    # constant is a parameter) and the last subtraction
+    assert len(kernels) == 4, [k.what for k in kernels]
+    assert f.source.count("def entry(") == 1
+    assert all(k.name in f.source for k in kernels)
+    a = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    want = gc.function([x], h, device="reference")(a)
+    np.testing.assert_allclose(f(a), want, rtol=1e-5, atol=1e-6)
+
+
+OVERLOADS = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import graphc as gc
+
     x = gc.placeholder((None, 8), "float32", name="x")
-    y = gc.softmax(gc.tanh(x) @ np.ones((8, 4), np.float32), axis=-1)
-    f = gc.function([x], [y, gc.sum(y)], device="cpu")
-    assert f.source.count("@numba.njit") == 1
+    w = np.random.default_rng(4).standard_normal((8, 4)).astype(np.float32)
+    y = gc.softmax(gc.tanh(x) @ w, axis=-1)
+    outputs = [y, gc.sum(y), gc.sum(gc.transpose(x) * 2.0, axis=1)]  # (a strided view too)
+    f = gc.function([x], outputs, device="cpu")
     a = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
-    ref = gc.function([x], [y, gc.sum(y)], device="reference")(a)
-    for got, want in zip(f(a), ref, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    got = f(a)
+    want = gc.function([x], outputs, device="reference")(a)
+    counts = {
+        k.what: len(__import__(k.name).kernel.overloads) for k in f._executable.generated.kernels
+    }
+    print(json.dumps({
+        "counts": counts,
+        "close": all(np.allclose(g, r, rtol=1e-5, atol=1e-6) for g, r in zip(got, want)),
+        "reported": sorted(c.name for c in f.report().kernels),
+        "kernels": sorted(k.name for k in f._executable.generated.kernels),
+    }))
+    """
+)
+
+
+def test_each_kernel_is_compiled_once_for_the_types_its_call_passes(tmp_path) -> None:
+    """Kernels are compiled before the entry, for the signature the code generator
+    declared; the entry's calls must find exactly that signature (a second overload
+    would be a second compile, during the entry's). In a new process, so that no other
+    graph shares these kernels."""
+    env = {**os.environ, "GRAPHC_CACHE_DIR": str(tmp_path), "GRAPHC_PARALLEL": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", OVERLOADS], env=env, capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["close"]
+    assert result["counts"]
+    assert all(n == 1 for n in result["counts"].values()), result
+    assert result["reported"] == result["kernels"]
 
 
 def _chunked(work: str) -> codegen._Chunked:
-    return codegen._Chunked("", [], "d0", work, "(d0,)", 0, node=None, rows=False)
+    sizes = codegen.Arg("(d0,)", ("sizes", 1))
+    return codegen._Chunked("", [], "d0", work, sizes, 0, node=None, rows=False, what="")
 
 
 def test_weight_is_the_known_factor_of_the_work() -> None:
@@ -98,7 +159,13 @@ def test_parallel_loops_only_where_they_pay(monkeypatch) -> None:
         h = gc.exp(h - gc.max(h, axis=1, keepdims=True))
     rows = gc.function([r], h, device="cpu")
     rows_reference = gc.function([r], h, device="reference")
-    assert rows.source.count("prange(") == 1
+    groups = rows._executable.generated.kernels
+    assert all(k.parallel for k in groups)
+    assert all(k.source.count("prange(") == 1 for k in groups)
+    # 10 kernels: groups of at most MAX_GROUP, of which the middle ones repeat
+    calls = [line for line in rows._executable.source.splitlines() if line.strip()[:1] == "k"]
+    assert len(calls) == -(-2 * (codegen.MAX_PARALLEL + 1) // codegen.MAX_GROUP)
+    assert len(groups) < len(calls)
     # separated by column sums (not split by rows): too many small loops to compile
     # a parallel version of each
     h = r

@@ -1,0 +1,166 @@
+"""How long graphc takes from `graphc.function` to the first result: the compile-time
+targets of the compile-time issue, against jax.jit where jax is installed.
+
+    python bench/compile_time.py                      # every workload, cold and warm
+    python bench/compile_time.py --only chain40,W8
+    python bench/compile_time.py --peer-python /path/to/python-with-jax
+
+Each measurement is a new process. "cold": GRAPHC_CACHE_DIR and NUMBA_CACHE_DIR point
+at a new empty directory, so every kernel and every library helper is compiled;
+"warm": a second process on the cache the cold one filled. The time is from just
+before the graph is defined (after the imports) to the first result; W5 is the whole
+process, from exec to the first loss (its definition in PERFORMANCE.md). jax's time is
+its first jitted step (tracing and XLA compile), in its own process, from jax's cache
+disabled. Machines differ: compare the ratios of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS = ("chain5", "chain10", "chain20", "chain40", "W5", "W7", "W8")
+TARGETS = {"chain40": 3.0, "W5": 3.0, "W7": 5.0, "W8": 10.0}  # cold, seconds
+WARM_TARGETS = {"W5": 0.6}
+
+
+def child(workload: str) -> dict:
+    """Run in the measured process: build, call once, report."""
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    start = time.perf_counter()
+    if workload == "W5":
+        import graphc_workloads
+        import workloads
+
+        step, _ = graphc_workloads.w2_train_step(workloads.mlp_params())
+        args = workloads.mlp_batch(workloads.W2_BATCH)
+    else:
+        import models
+
+        if workload.startswith("chain"):
+            step, args = models.chain(int(workload[5:])), (models.chain_batch(),)
+        elif workload == "W7":
+            step, args = models.lenet_step(), models.lenet_batch()
+        else:
+            step, args = models.gpt_step(), models.gpt_batch()
+    built = time.perf_counter()
+    result = np.asarray(step(*args))
+    done = time.perf_counter()
+    report = step.report()
+    kernels = getattr(report, "kernels", ())  # (what an older graphc reports)
+    return {
+        "seconds": done - start,
+        "define": built - start,
+        "result": float(result.reshape(-1)[0]),
+        "kernels": len(kernels),
+        "origins": getattr(report, "origins", {}),
+        "entry": getattr(report, "entry_seconds", None),
+    }
+
+
+def jax_child(workload: str) -> dict:
+    import jax_models
+
+    return jax_models.first_step(workload)
+
+
+def _run(python: str, workload: str, env: dict[str, str], peer: bool) -> dict:
+    flag = "--jax-child" if peer else "--child"
+    start = time.perf_counter()
+    done = subprocess.run(
+        [python, str(Path(__file__)), flag, workload],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    measured["process"] = wall
+    return measured
+
+
+def measure(workload: str, peer_python: str | None) -> dict:
+    row: dict = {"workload": workload}
+    with tempfile.TemporaryDirectory(prefix="graphc-compile-") as cache:
+        env = {
+            **os.environ,
+            "GRAPHC_CACHE_DIR": str(Path(cache) / "graphc"),
+            "NUMBA_CACHE_DIR": str(Path(cache) / "numba"),
+        }
+        row["cold"] = _run(sys.executable, workload, env, peer=False)
+        row["warm"] = _run(sys.executable, workload, env, peer=False)
+    if peer_python and workload != "W5":
+        env = {**os.environ, "JAX_ENABLE_COMPILATION_CACHE": "false", "JAX_PLATFORMS": "cpu"}
+        row["jax"] = _run(peer_python, workload, env, peer=True)
+    return row
+
+
+def _seconds(measured: dict | None, workload: str) -> str:
+    if not measured:
+        return "-"
+    if "error" in measured:
+        return "ERROR"
+    value = measured["process"] if workload == "W5" else measured["seconds"]
+    return f"{value:.2f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(WORKLOADS))
+    parser.add_argument("--peer-python", default=None, help="a python with jax (default: ours)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--jax-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help="write the rows as JSON here")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child)))
+        return 0
+    if args.jax_child:
+        sys.path.insert(0, str(HERE))
+        print(json.dumps(jax_child(args.jax_child)))
+        return 0
+    peer = args.peer_python
+    if peer is None:
+        probe = subprocess.run([sys.executable, "-c", "import jax"], capture_output=True)
+        peer = sys.executable if probe.returncode == 0 else None
+    rows = [measure(w, peer) for w in args.only.split(",") if w]
+    print(f"{'workload':10s} {'cold s':>8s} {'warm s':>8s} {'jax s':>8s} {'kernels':>8s}  target")
+    failed = False
+    for row in rows:
+        w = row["workload"]
+        cold, warm = row["cold"], row["warm"]
+        failed |= "error" in cold or "error" in warm
+        target = TARGETS.get(w)
+        met = ""
+        if target is not None and "error" not in cold:
+            value = cold["process"] if w == "W5" else cold["seconds"]
+            met = f"cold <= {target:g} s: {'met' if value <= target else 'NOT met'}"
+        if w in WARM_TARGETS and "error" not in warm:
+            met += f"; warm <= {WARM_TARGETS[w]:g} s: " + (
+                "met" if warm["process"] <= WARM_TARGETS[w] else "NOT met"
+            )
+        kernels = cold.get("kernels", "-")
+        print(
+            f"{w:10s} {_seconds(cold, w):>8s} {_seconds(warm, w):>8s} "
+            f"{_seconds(row.get('jax'), w):>8s} {kernels!s:>8s}  {met}"
+        )
+    print("W5: whole process, exec to first loss; others: graph definition to first result")
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Generated source text, shared by both code generators: tuple expressions, comments
+that cannot become code, the compiled text of a module and its name.
+
+Part of graphc.kernels. A generated module is named by a digest of the text numba
+compiles (its source without comments), so graphs and processes that generate the
+same kernel share one module, one file in the compile cache and one compiled function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tokenize
+
+
+def tuple_expr(items: list[str]) -> str:
+    """A tuple expression of `items`: `(a,)` for one, `()` for none."""
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def comment(text: str) -> str:
+    """`text` safe in a one-line comment of generated code: every character that is not
+    printable (a newline, any other line break, a control character) is escaped, so
+    names and source lines read from a file can never end the comment and become code."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def without_comments(source: str) -> str:
+    """`source` without its comments and the lines they leave empty: the text that is
+    compiled. Generated code comments each statement with its IR line, which holds
+    node ids, user names and source lines; two graphs that compute alike compile to
+    the same text, so they share one module and its machine code."""
+    cut: dict[int, int] = {}  # line number -> column where its comment starts
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            cut[token.start[0]] = token.start[1]
+    lines = []
+    # (tokenize ends lines at "\n" only; str.splitlines would also split at \x0c, \u2028...)
+    for number, line in enumerate(source.split("\n"), start=1):
+        if number in cut:
+            line = line[: cut[number]].rstrip()
+            if not line:
+                continue
+        lines.append(line)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def module_name(source: str) -> str:
+    """The name of the module holding generated `source`: a digest of its compiled text."""
+    return "graphc_" + hashlib.sha256(without_comments(source).encode()).hexdigest()[:24]

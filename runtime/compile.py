@@ -1,0 +1,175 @@
+"""Compiling a graph's kernels ahead of its entry, on every core.
+
+Part of graphc.runtime. The CPU code generator writes each distinct kernel as a numba
+function alone in a module (kernels/cpu/codegen.Kernel) with the exact types its call
+site passes. Before the entry is compiled, `compile_kernels` compiles every kernel the
+process does not have yet: the kernels are shared out among this process and forked
+children (one per extra core, `GRAPHC_COMPILE_WORKERS`); each child compiles its
+share into numba's on-disk cache and exits, and this process loads that code from
+the cache. Then compiling the entry only links compiled kernels.
+
+Nothing depends on the children: a kernel a child did not deliver (it failed, was
+killed, or took too long) is compiled here, and every result comes from this process's
+own dispatchers. Kernels already in the cache load in milliseconds wherever they were
+compiled, by this graph or any other.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+from numba import types
+from numba.core.compiler_lock import global_compiler_lock
+
+from graphc.kernels.cpu.codegen import Kernel, Param
+from graphc.runtime import cache
+
+CHILD_TIMEOUT = 900.0  # seconds a child may take before its share is compiled here
+# fewer missing kernels than this compile here: forking and loading back cost more
+MIN_SHARED = 4
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What happened to one kernel: its name, what it runs, where its code came from
+    ("process": compiled before in this process; "cache": loaded from the disk cache;
+    "compiled": compiled here; "worker": compiled by a child, loaded from the cache)
+    and the seconds this process spent on it."""
+
+    name: str
+    what: str
+    origin: str
+    seconds: float
+
+
+def workers() -> int:
+    """How many processes compile at once: GRAPHC_COMPILE_WORKERS, else the usable CPUs
+    (at most 8); 1 where processes cannot be forked."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    configured = os.environ.get("GRAPHC_COMPILE_WORKERS", "").strip()
+    if configured:
+        try:
+            return max(1, int(configured))
+        except ValueError:
+            pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 1
+    return max(1, min(usable, 8))
+
+
+def numba_type(param: Param) -> types.Type:
+    """The numba type of a kernel parameter (see codegen.Arg)."""
+    kind = param[0]
+    if kind == "array":
+        _, dtype, ndim, layout = param
+        return types.Array(numba.from_dtype(_np_dtype(dtype)), ndim, layout)
+    if kind == "scalar":
+        return numba.from_dtype(_np_dtype(param[1]))
+    if kind == "index":
+        return types.intp
+    if kind == "sizes":
+        return types.Tuple([types.intp] * param[1]) if param[1] else types.Tuple(())
+    raise ValueError(f"unknown kernel parameter {param!r}")
+
+
+def _np_dtype(name: str) -> np.dtype:
+    return np.dtype(name)
+
+
+def _dispatcher(kernel: Kernel) -> Any:
+    return cache.load_generated(kernel.source).kernel
+
+
+def _signature(kernel: Kernel) -> tuple[types.Type, ...]:
+    return tuple(numba_type(p) for p in kernel.params)
+
+
+def _have(kernel: Kernel) -> bool:
+    return _signature(kernel) in _dispatcher(kernel).overloads
+
+
+def _compile(kernel: Kernel) -> str:
+    """Compile (or load) `kernel` here; "cache" or "compiled"."""
+    dispatcher = _dispatcher(kernel)
+    hits = sum(dispatcher.stats.cache_hits.values())
+    dispatcher.compile(_signature(kernel))
+    return "cache" if sum(dispatcher.stats.cache_hits.values()) > hits else "compiled"
+
+
+def _cost(kernel: Kernel) -> int:
+    """A guess at a kernel's compile time, to share the work out evenly."""
+    return kernel.source.count("\n") * (4 if kernel.parallel else 1)
+
+
+def _child(share: Sequence[Kernel]) -> None:  # pragma: no cover - runs in a forked child
+    for kernel in share:
+        _compile(kernel)
+
+
+def compile_kernels(kernels: Sequence[Kernel], processes: int | None = None) -> list[Compiled]:
+    """Compile every kernel this process lacks, in parallel (see the module docstring)."""
+    processes = workers() if processes is None else processes
+    report: list[Compiled] = []
+    missing = []
+    for kernel in kernels:
+        if _have(kernel):
+            report.append(Compiled(kernel.name, kernel.what, "process", 0.0))
+        else:
+            missing.append(kernel)
+    if len(missing) < MIN_SHARED:
+        processes = 1
+    shares: list[list[Kernel]] = [[] for _ in range(max(1, min(processes, len(missing))))]
+    loads = [0] * len(shares)
+    for kernel in sorted(missing, key=_cost, reverse=True):
+        least = loads.index(min(loads))
+        shares[least].append(kernel)
+        loads[least] += _cost(kernel)
+    children = _start(shares[1:])
+    for kernel in shares[0]:
+        start = time.perf_counter()
+        origin = _compile(kernel)
+        report.append(Compiled(kernel.name, kernel.what, origin, time.perf_counter() - start))
+    for child, share in children:
+        child.join(CHILD_TIMEOUT)
+        delivered = child.exitcode == 0
+        if child.is_alive():
+            child.kill()
+            child.join()
+        for kernel in share:
+            start = time.perf_counter()
+            origin = _compile(kernel)
+            if delivered and origin == "cache":
+                origin = "worker"
+            report.append(Compiled(kernel.name, kernel.what, origin, time.perf_counter() - start))
+    return report
+
+
+def _start(shares: list[list[Kernel]]) -> list[tuple[Any, list[Kernel]]]:
+    """A forked child compiling each share; none where forking fails."""
+    started = []
+    context = multiprocessing.get_context("fork")
+    for share in shares:
+        if not share:
+            continue
+        # holding numba's compile lock while forking: no other thread of this process is
+        # half-way through a compile the child would inherit
+        with global_compiler_lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # (fork with threads)
+            try:
+                child = context.Process(target=_child, args=(share,), daemon=True)
+                child.start()
+            except OSError:
+                break
+        started.append((child, share))
+    return started

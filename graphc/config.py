@@ -8,6 +8,8 @@ GRAPHC_DEVICE=reference  the device of graphc.function when none is given (defau
 GRAPHC_CACHE_DIR=path   where compiled graphs are cached (default ~/.cache/graphc)
 GRAPHC_PARALLEL=auto    compile parallel loops: auto (when numba has >1 thread), 1 or 0
 GRAPHC_PARALLEL_MIN=n   the smallest loop, in elements, split across threads (65536)
+GRAPHC_COMPILE_WORKERS=n  processes compiling kernels at once (default: the usable CPUs,
+                        at most 8; read by runtime/compile.py)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from numba.core.compiler_lock import global_compiler_lock
 from graphc.kernels.cpu.codegen import Kernel, Param
 from graphc.runtime import cache
 
-CHILD_TIMEOUT = 900.0  # seconds a child may take before its share is compiled here
+CHILD_GRACE, CHILD_FACTOR = 60.0, 4.0  # a child's time limit: grace + factor * ours
 # fewer missing kernels than this compile here: forking and loading back cost more
 MIN_SHARED = 4
 
@@ -112,9 +112,11 @@ def _cost(kernel: Kernel) -> int:
     return kernel.source.count("\n") * (4 if kernel.parallel else 1)
 
 
-def _child(share: Sequence[Kernel]) -> None:  # pragma: no cover - runs in a forked child
-    for kernel in share:
-        _compile(kernel)
+def _child(work: Sequence[tuple[Any, tuple]]) -> None:  # pragma: no cover - a forked child
+    # (dispatchers resolved before the fork: the child takes none of this process's locks
+    # but numba's compile lock, which the forking thread held, so it is the child's)
+    for dispatcher, signature in work:
+        dispatcher.compile(signature)
 
 
 def compile_kernels(kernels: Sequence[Kernel], processes: int | None = None) -> list[Compiled]:
@@ -136,12 +138,16 @@ def compile_kernels(kernels: Sequence[Kernel], processes: int | None = None) -> 
         shares[least].append(kernel)
         loads[least] += _cost(kernel)
     children = _start(shares[1:])
+    began = time.perf_counter()
     for kernel in shares[0]:
         start = time.perf_counter()
         origin = _compile(kernel)
         report.append(Compiled(kernel.name, kernel.what, origin, time.perf_counter() - start))
+    # the shares are balanced: a child far slower than this process is stuck, and its
+    # share is compiled here instead
+    patience = CHILD_GRACE + CHILD_FACTOR * (time.perf_counter() - began)
     for child, share in children:
-        child.join(CHILD_TIMEOUT)
+        child.join(max(1.0, patience - (time.perf_counter() - began)))
         delivered = child.exitcode == 0
         if child.is_alive():
             child.kill()
@@ -162,12 +168,13 @@ def _start(shares: list[list[Kernel]]) -> list[tuple[Any, list[Kernel]]]:
     for share in shares:
         if not share:
             continue
+        work = [(_dispatcher(kernel), _signature(kernel)) for kernel in share]
         # holding numba's compile lock while forking: no other thread of this process is
         # half-way through a compile the child would inherit
         with global_compiler_lock, warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # (fork with threads)
             try:
-                child = context.Process(target=_child, args=(share,), daemon=True)
+                child = context.Process(target=_child, args=(work,), daemon=True)
                 child.start()
             except OSError:
                 break

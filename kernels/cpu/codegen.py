@@ -685,7 +685,9 @@ def _scalar_parameters(
 
 
 def _literal(attrs: dict, t: TensorType) -> str:
-    return scalar.literal(attrs["value"].array.reshape(-1)[0], t.dtype)
+    """A scalar argument of exactly `t`'s dtype (a bare True would be a literal type)."""
+    text = scalar.literal(attrs["value"].array.reshape(-1)[0], t.dtype)
+    return f"np.bool_({text})" if t.dtype.kind == "b" else text
 
 
 def loop_spec(

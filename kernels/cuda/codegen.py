@@ -63,6 +63,11 @@ class Generated:
     constants: tuple[int, ...]  # constant node ids the entry takes, after the variables
     checks: bool  # whether kernels may set err (a bad index)
 
+    @property
+    def listing(self) -> str:
+        """Everything generated: this backend writes its kernels into the one module."""
+        return self.source
+
 
 EMITTERS: dict[str, tuple[Any, bool]] = {}
 

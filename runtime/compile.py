@@ -73,18 +73,14 @@ def numba_type(param: Param) -> types.Type:
     kind = param[0]
     if kind == "array":
         _, dtype, ndim, layout = param
-        return types.Array(numba.from_dtype(_np_dtype(dtype)), ndim, layout)
+        return types.Array(numba.from_dtype(np.dtype(dtype)), ndim, layout)
     if kind == "scalar":
-        return numba.from_dtype(_np_dtype(param[1]))
+        return numba.from_dtype(np.dtype(param[1]))
     if kind == "index":
         return types.intp
     if kind == "sizes":
         return types.Tuple([types.intp] * param[1]) if param[1] else types.Tuple(())
     raise ValueError(f"unknown kernel parameter {param!r}")
-
-
-def _np_dtype(name: str) -> np.dtype:
-    return np.dtype(name)
 
 
 def _dispatcher(kernel: Kernel) -> Any:

@@ -38,7 +38,9 @@ def _mlp_logits(images: graphc.Tensor, variables: list[graphc.Variable]) -> grap
     return h
 
 
-def w2_train_step(params: workloads.MlpParams) -> tuple[graphc.Function, list[graphc.Variable]]:
+def w2_train_step(
+    params: workloads.MlpParams, compile: str = "eager"
+) -> tuple[graphc.Function, list[graphc.Variable]]:
     """One SGD step of the MLP: returns the loss and updates the weights."""
     images = graphc.placeholder((None, workloads.MLP_SIZES[0]), "float32", name="images")
     labels = graphc.placeholder((None,), "int64", name="labels")
@@ -47,7 +49,7 @@ def w2_train_step(params: workloads.MlpParams) -> tuple[graphc.Function, list[gr
     loss = graphc.mean(graphc.softmax_cross_entropy(logits, labels))
     grads = graphc.grad(loss, variables)
     updates = graphc.optim.sgd(variables, grads, lr=workloads.LEARNING_RATE)
-    step = graphc.function([images, labels], loss, updates=updates, device=DEVICE)
+    step = graphc.function([images, labels], loss, updates=updates, device=DEVICE, compile=compile)
     return step, variables
 
 

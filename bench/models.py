@@ -52,7 +52,7 @@ def gpt_batch(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return tokens[:, :-1].astype(np.int64), tokens[:, 1:].astype(np.int64)
 
 
-def gpt_step() -> graphc.Function:
+def gpt_step(compile: str = "eager") -> graphc.Function:
     """One AdamW step of the W8 GPT: (tokens, targets) -> mean cross-entropy."""
     import graphc
 
@@ -87,7 +87,7 @@ def gpt_step() -> graphc.Function:
     variables = list(p.values())
     grads = graphc.grad(loss, variables)
     updates = graphc.optim.adam(variables, grads, lr=3e-4)
-    return graphc.function([tokens, targets], loss, updates=updates)
+    return graphc.function([tokens, targets], loss, updates=updates, compile=compile)
 
 
 def lenet_params(seed: int = 0) -> dict[str, np.ndarray]:
@@ -117,7 +117,7 @@ def lenet_batch(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return images, rng.integers(0, 10, LENET_BATCH).astype(np.int64)
 
 
-def lenet_step() -> graphc.Function:
+def lenet_step(compile: str = "eager") -> graphc.Function:
     """One SGD-with-momentum step (lr 0.05, momentum 0.9) of LeNet-5 (W7)."""
     import graphc
 
@@ -134,10 +134,10 @@ def lenet_step() -> graphc.Function:
     variables = list(p.values())
     grads = graphc.grad(loss, variables)
     updates = graphc.optim.sgd(variables, grads, lr=0.05, momentum=0.9)
-    return graphc.function([images, labels], loss, updates=updates)
+    return graphc.function([images, labels], loss, updates=updates, compile=compile)
 
 
-def chain(blocks: int) -> graphc.Function:
+def chain(blocks: int, compile: str = "eager") -> graphc.Function:
     """N blocks of `tanh(h * c_i + 0.5)` then subtracting the row max; only c_i differs."""
     import graphc
 
@@ -146,7 +146,7 @@ def chain(blocks: int) -> graphc.Function:
     for i in range(blocks):
         h = graphc.tanh(h * (1.0 + 0.01 * i) + 0.5)
         h = h - graphc.max(h, axis=1, keepdims=True)
-    return graphc.function([x], h)
+    return graphc.function([x], h, compile=compile)
 
 
 def chain_batch() -> np.ndarray:

@@ -8,7 +8,7 @@ and exits with status 1, without a traceback; argparse's usage errors exit with 
     graphc run FILE --input NAME=PATH.npy ... [--output OUT.npz]
     graphc optimize FILE -o OUT [--report]
     graphc show FILE [-o graph.svg|graph.png|graph.dot]
-    graphc bench FILE [--runs N] [--dim NAME=SIZE ...]
+    graphc bench FILE [--runs N] [--dim NAME=SIZE ...] [--profile [TRACE.json]]
 """
 
 from __future__ import annotations
@@ -399,6 +399,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
         f"median {median * 1e6:.1f} us, spread (25%-75%) {q1 * 1e6:.1f}-{q3 * 1e6:.1f} us, "
         f"min {min(times) * 1e6:.1f} us"
     )
+    if args.profile is not None:
+        if fn.device != "cpu":
+            raise UserError(f"--profile times CPU kernels; this function runs on {fn.device}")
+        ordered = [feeds[spec.name] for spec in fn.inputs]
+        profile = fn.profile(*ordered, runs=args.runs, trace=args.profile or None)
+        print(profile)
+        if args.profile:
+            print(f"Chrome trace written to {args.profile}")
 
 
 # --------------------------------------------------------------------------------------
@@ -462,6 +470,14 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     bench.add_argument("--device", default=None, help="cpu (default), cuda or reference")
+    bench.add_argument(
+        "--profile",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="TRACE.json",
+        help="then time each kernel over the runs (a table; with a path, a Chrome trace too)",
+    )
     bench.set_defaults(run=cmd_bench)
     return top
 

@@ -658,14 +658,21 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         reader.archive.close()
 
 
-def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
-    """The Function saved at `path`, compiled for `device`; needs none of the code that
-    defined it. Variables start from their saved values; updates keep working."""
-    from graphc.function import assemble, check_device
+def load(
+    path: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    compile: str = "eager",
+) -> Any:
+    """The Function saved at `path`, compiled for `device` (`compile` as in
+    graphc.function); needs none of the code that defined it. Variables start from
+    their saved values; updates keep working."""
+    from graphc.function import assemble, check_compile, check_device
     from graphc.passes import PASSES
     from graphc.verify import verify
 
     device = check_device(device)
+    compile_mode = check_compile(compile)
     manifest, parts = read(path)
     reader_error = _error_for(os.fspath(path))
     schema = parts["schema"]
@@ -717,7 +724,14 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
         raise reader_error(f"the graph does not verify: {error}") from None
     try:
         return assemble(
-            graph, parts["states"], names, structure, device, pipeline, optimized=optimized
+            graph,
+            parts["states"],
+            names,
+            structure,
+            device,
+            pipeline,
+            optimized=optimized,
+            compile_mode=compile_mode,
         )
     except FormatError:
         raise

@@ -34,6 +34,7 @@ from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor
 from graphc.types import Sym, TensorType, format_shape
 
 DEVICES = ("cpu", "cuda", "reference")
+COMPILE_MODES = ("eager", "background")
 _MISSING = object()  # an input slot no argument has filled yet
 
 
@@ -258,8 +259,10 @@ class Function:
         device: str,
         pipeline: tuple[str, ...],
         pass_report: Any,
+        compile_mode: str = "eager",
     ) -> None:
         self.graph = graph
+        self.compile_mode = compile_mode
         self._pass_report = pass_report
         self.inputs = inputs
         self.outputs = outputs
@@ -317,6 +320,7 @@ class Function:
             self.device,
             self.pipeline,
             optimized=True,
+            compile_mode=self.compile_mode,
         )
         fn._pass_report = self._pass_report
         return fn
@@ -334,6 +338,48 @@ class Function:
             kernels=kernels,
             entry_seconds=getattr(executable, "entry_seconds", None),
         )
+
+    @property
+    def compiled(self) -> str:
+        """Which code answers calls: "pending" (nothing compiled yet: the first call
+        or `wait()` compiles), "interpreted" (compile="background": the compiled
+        kernels, driven from Python while the entry compiles in another process; the
+        results are bit-identical), "native" (the compiled entry) or "reference"
+        (device="reference", the numpy interpreter). On device="cuda": "pending",
+        then "native"."""
+        if self.device == "reference":
+            return "reference"
+        executable = self._executable
+        if self.device == "cuda":
+            return "native" if getattr(executable, "_compiled", False) else "pending"
+        return executable.state
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the compiled entry answers calls: compile now if no call has
+        (on device="cpu"), or wait for the background compile; True once `compiled`
+        is "native" (or "reference"), False if `timeout` seconds passed first."""
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout >= 0):
+            raise ArgumentError(f"timeout must be a number of seconds >= 0, got {timeout!r:.60}")
+        if self.device != "cpu":
+            return True
+        return bool(self._executable.wait(timeout))
+
+    def profile(self, *args: Any, runs: int = 10, trace: Any = None, **kwargs: Any) -> Any:
+        """Time each kernel and library call of `runs` calls with these arguments (after
+        one untimed call): a `Profile`, whose str() is a table sorted by time, and with
+        `trace` a path, a Chrome trace written there (Perfetto opens it). The calls are
+        real: variable updates apply. The statements run through the Python entry
+        (runtime/interpreted.py) with a clock around each, so the time between them is
+        Python's, not the compiled entry's; device="cpu" only."""
+        if self.device != "cpu":
+            raise DeviceError(f"profile() times CPU kernels; this function runs on {self.device}")
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+            raise ArgumentError(f"runs must be an int >= 1, got {runs!r:.60}")
+        feeds = tuple(self._feeds.collect(args, kwargs))
+        result = self._executable.profile(feeds, runs)
+        if trace is not None:
+            result.save_trace(trace)
+        return result
 
     @property
     def source(self) -> str:
@@ -445,6 +491,7 @@ def _compile(fn: Function) -> Any:
         fn._feeds.checked_feeds,
         [states[i] for i in set(program.state_of.values())],
         fn._locks,
+        fn.compile_mode,
     )
 
 
@@ -486,6 +533,15 @@ def check_device(device: str | None) -> str:
     return device
 
 
+def check_compile(mode: Any) -> str:
+    """`mode` if it is one of COMPILE_MODES; ArgumentError otherwise."""
+    if mode not in COMPILE_MODES:
+        raise ArgumentError(
+            f"compile must be one of {', '.join(map(repr, COMPILE_MODES))}; got {mode!r:.60}"
+        )
+    return str(mode)
+
+
 def function(
     inputs: Sequence[Tensor],
     outputs: Any,
@@ -493,6 +549,7 @@ def function(
     *,
     device: str | None = None,
     optimize: Any = True,
+    compile: str = "eager",
 ) -> Function:
     """Compile symbolic `outputs` of placeholder `inputs` into a callable Function.
 
@@ -511,8 +568,16 @@ def function(
         GRAPHC_DEVICE changes the default.
     optimize : True, False or a list of pass names
         The optimization passes to run.
+    compile : "eager" (the default) or "background"
+        When the CPU entry function compiles. "eager": at the first call (or `wait()`),
+        which returns once it is compiled. "background": the first call compiles only
+        the kernels and answers at once, running them from Python, while the entry
+        compiles in another process; calls switch to it between two calls. Results are
+        bit-identical either way. `fn.compiled` says which runs; `fn.wait()` blocks
+        until the compiled entry does. Other devices compile eagerly.
     """
     device = check_device(device)
+    compile_mode = check_compile(compile)
     pipeline = _check_optimize(optimize)
     input_tensors = _check_inputs(inputs)
     output_tensors, output_names, structure = _flatten_outputs(outputs)
@@ -524,7 +589,9 @@ def function(
         raise InputError(
             f"the outputs need placeholder(s) {undeclared}, which are not among the inputs"
         )
-    return assemble(graph, states, output_names, structure, device, pipeline)
+    return assemble(
+        graph, states, output_names, structure, device, pipeline, compile_mode=compile_mode
+    )
 
 
 def assemble(
@@ -536,6 +603,7 @@ def assemble(
     pipeline: tuple[str, ...],
     *,
     optimized: bool = False,
+    compile_mode: str = "eager",
 ) -> Function:
     """The Function of an extracted graph whose variable nodes have `states` (by node
     id): optimized by `pipeline` (only its memory planning when `optimized` says the
@@ -554,7 +622,17 @@ def assemble(
         TensorSpec.of(name, defined.type_of(v))
         for name, v in zip(output_names, defined.outputs, strict=True)
     )
-    fn = Function(graph, input_specs, output_specs, structure, used, device, pipeline, pass_report)
+    fn = Function(
+        graph,
+        input_specs,
+        output_specs,
+        structure,
+        used,
+        device,
+        pipeline,
+        pass_report,
+        compile_mode,
+    )
     fn._defined = (defined, optimized)
     fn._defined_states = {n.id: states[n.id] for n in defined.nodes if n.op == "variable"}
     return fn

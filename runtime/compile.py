@@ -29,6 +29,7 @@ import numpy as np
 from numba import types
 from numba.core.compiler_lock import global_compiler_lock
 
+from graphc.kernels.cpu import lib
 from graphc.kernels.cpu.codegen import Kernel, Param
 from graphc.runtime import cache
 
@@ -83,23 +84,25 @@ def numba_type(param: Param) -> types.Type:
     raise ValueError(f"unknown kernel parameter {param!r}")
 
 
-def _dispatcher(kernel: Kernel) -> Any:
+def kernel_dispatcher(kernel: Kernel) -> Any:
+    """The numba dispatcher of `kernel` (its module loaded once per process)."""
     return cache.load_generated(kernel.source).kernel
 
 
-def _signature(kernel: Kernel) -> tuple[types.Type, ...]:
+def signature(kernel: Kernel) -> tuple[types.Type, ...]:
+    """The numba types `kernel` is compiled for and called with."""
     return tuple(numba_type(p) for p in kernel.params)
 
 
 def _have(kernel: Kernel) -> bool:
-    return _signature(kernel) in _dispatcher(kernel).overloads
+    return signature(kernel) in kernel_dispatcher(kernel).overloads
 
 
 def _compile(kernel: Kernel) -> str:
     """Compile (or load) `kernel` here; "cache" or "compiled"."""
-    dispatcher = _dispatcher(kernel)
+    dispatcher = kernel_dispatcher(kernel)
     hits = sum(dispatcher.stats.cache_hits.values())
-    dispatcher.compile(_signature(kernel))
+    dispatcher.compile(signature(kernel))
     return "cache" if sum(dispatcher.stats.cache_hits.values()) > hits else "compiled"
 
 
@@ -111,8 +114,8 @@ def _cost(kernel: Kernel) -> int:
 def _child(work: Sequence[tuple[Any, tuple]]) -> None:  # pragma: no cover - a forked child
     # (dispatchers resolved before the fork: the child takes none of this process's locks
     # but numba's compile lock, which the forking thread held, so it is the child's)
-    for dispatcher, signature in work:
-        dispatcher.compile(signature)
+    for dispatcher, argtypes in work:
+        dispatcher.compile(argtypes)
 
 
 def compile_kernels(kernels: Sequence[Kernel], processes: int | None = None) -> list[Compiled]:
@@ -160,19 +163,55 @@ def compile_kernels(kernels: Sequence[Kernel], processes: int | None = None) -> 
 def _start(shares: list[list[Kernel]]) -> list[tuple[Any, list[Kernel]]]:
     """A forked child compiling each share; none where forking fails."""
     started = []
-    context = multiprocessing.get_context("fork")
     for share in shares:
         if not share:
             continue
-        work = [(_dispatcher(kernel), _signature(kernel)) for kernel in share]
-        # holding numba's compile lock while forking: no other thread of this process is
-        # half-way through a compile the child would inherit
-        with global_compiler_lock, warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # (fork with threads)
-            try:
-                child = context.Process(target=_child, args=(work,), daemon=True)
-                child.start()
-            except OSError:
-                break
+        child = fork_compile([(kernel_dispatcher(k), signature(k)) for k in share])
+        if child is None:
+            break
         started.append((child, share))
     return started
+
+
+def fork_compile(work: Sequence[tuple[Any, tuple]]) -> Any:
+    """A started child process compiling each (dispatcher, signature) of `work` into
+    numba's disk cache, or None where a process cannot be forked."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("fork")
+    # holding numba's compile lock while forking: no other thread of this process is
+    # half-way through a compile the child would inherit
+    with global_compiler_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (fork with threads)
+        try:
+            child = context.Process(target=_child, args=(list(work),), daemon=True)
+            child.start()
+        except OSError:
+            return None
+    return child
+
+
+def cached(dispatcher: Any, argtypes: tuple) -> bool:
+    """Load `dispatcher`'s code for `argtypes` from numba's disk cache if it is there
+    (without compiling it); whether the dispatcher has it now."""
+    if argtypes in dispatcher.overloads:
+        return True
+    with global_compiler_lock:
+        # (numba's own first step of Dispatcher.compile, without the compile after it)
+        result = dispatcher._cache.load_overload(argtypes, dispatcher.targetctx)
+        if result is None:
+            return False
+        dispatcher._cache_hits[argtypes] += 1
+        dispatcher.targetctx.insert_user_function(
+            result.entry_point, result.fndesc, [result.library]
+        )
+        dispatcher.add_overload(result)
+        return True
+
+
+def addresses(kernels: Sequence[Kernel]) -> np.ndarray:
+    """The entry's `kaddr`: where each kernel's compiled code is, in this process (every
+    kernel must be compiled: see compile_kernels)."""
+    return np.array(
+        [lib.kernel_address(kernel_dispatcher(k), signature(k)) for k in kernels], dtype=np.int64
+    )

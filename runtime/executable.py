@@ -29,12 +29,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 
 from graphc.errors import IndexOutOfRangeError, InputError
+from graphc.ir import Value
 from graphc.kernels.cpu.codegen import FEED_SHAPE_ERROR, Generated
-from graphc.runtime import cache
-from graphc.runtime.compile import Compiled, compile_kernels
+from graphc.runtime import cache, interpreted
+from graphc.runtime.compile import Compiled, addresses, cached, compile_kernels, fork_compile
 from graphc.state import NO_LOCKS
 from graphc.types import Sym
 
@@ -42,6 +44,11 @@ _EMPTY_DIMS = np.zeros(0, np.int64)
 _EMPTY_ARENA = np.zeros(0, np.uint8)
 _COMPILE_LOCK = threading.Lock()
 _MAX_SHAPE_KEYS = 256
+BACKGROUND_LIMIT = 1800.0  # seconds a background compile may take before it is redone here
+
+
+def _array_type(dtype: Any, ndim: int) -> Any:
+    return numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C")
 
 
 Validate = Callable[[tuple[Any, ...]], tuple[list[np.ndarray], dict[Sym, int]]]
@@ -59,6 +66,7 @@ class Executable:
         validate: Validate,
         in_place: Sequence[Any] = (),
         locks: Any = NO_LOCKS,
+        mode: str = "eager",
     ) -> None:
         self.source = generated.source
         self.generated = generated
@@ -69,6 +77,7 @@ class Executable:
         self._arena_bytes = module.arena_bytes
         self._dims = generated.program.dims
         self._takes = (generated.takes_dims, generated.takes_arena)
+        self._kaddr: tuple[np.ndarray, ...] = ()  # (the kernels' addresses, once compiled)
         self._variables = tuple(variables)
         self._constants = tuple(np.array(c, order="C") for c in constants)
         self._n_outputs = len(generated.program.graph.outputs)
@@ -79,6 +88,10 @@ class Executable:
         self._locks = locks  # held by a call that updates variables (see graphc.state)
         self._locked = bool(locks)
         self._compiled = False
+        self._mode = mode  # "eager" or "background" (see _first)
+        self._python: Any = None  # the Python entry, while the entry compiles elsewhere
+        self._targets: list[Any] | None = None  # the Python entry's kaddr
+        self._background: tuple | None = None  # (argument types, child process, start)
         self.compile_report: list[Compiled] = []  # how each kernel was compiled
         self.entry_seconds: float | None = None  # the first call of the entry
         self._bound: dict[tuple, tuple[np.ndarray, int]] = {}
@@ -98,11 +111,14 @@ class Executable:
             arena = local.arena = np.empty(max(need, 1), np.uint8)
         return arena
 
-    def _leading(self, dims: np.ndarray, need: int) -> tuple[np.ndarray, ...]:
+    def _leading(
+        self, dims: np.ndarray, need: int, kaddr: tuple[Any, ...] | None = None
+    ) -> tuple[Any, ...]:
+        kaddr = self._kaddr if kaddr is None else kaddr
         takes_dims, takes_arena = self._takes
         if takes_arena:
-            return (dims, self._arena(need)) if takes_dims else (self._arena(need),)
-        return (dims,) if takes_dims else ()
+            return (*kaddr, *((dims,) if takes_dims else ()), self._arena(need))
+        return (*kaddr, dims) if takes_dims else kaddr
 
     def fast_path(self, finish: Callable[[list[np.ndarray]], Any]) -> Callable[..., Any]:
         """A function of the feed tuple returning `finish(outputs)`: for the simplest
@@ -120,7 +136,7 @@ class Executable:
         def run(feeds: tuple[Any, ...]) -> Any:
             if self._compiled:
                 try:
-                    return finish([entry(*feeds, *constants)])
+                    return finish([entry(*self._kaddr, *feeds, *constants)])
                 except (TypeError, ValueError, IndexError):
                     pass  # the general path tells these apart (and converts feeds)
             return finish(self(feeds))
@@ -168,7 +184,9 @@ class Executable:
             return [result]
         return self._finish(result)
 
-    def _slow(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:
+    def _slow(self, feeds: tuple[Any, ...], entry: Any = None) -> list[np.ndarray]:
+        """A call after validating and converting every feed; with `entry`, a Python
+        entry function (a profiled one) runs it."""
         arrays, bindings = self._validate(feeds)
         # the entry takes C-contiguous, writeable arrays (np.ascontiguousarray would also
         # turn a 0-d array into a 1-d one)
@@ -185,28 +203,164 @@ class Executable:
         states = [v.get_state() for v in self._variables]
         for variable in self._in_place:
             variable.wrote_host_state()
-        args = (*self._leading(dims, need), *arrays, *states, *self._constants)
+        rest = (*arrays, *states, *self._constants)
         try:
-            if self._compiled:
-                result = self._entry(*args)
-            else:
-                # numba refuses a disabled dispatcher before it looks for a compiled
-                # signature: threads racing the first compile wait here instead
+            if entry is not None:
                 with _COMPILE_LOCK:
-                    if not self._compiled:
-                        self.compile_report = compile_kernels(self.generated.kernels)
-                    start = time.perf_counter()
-                    result = self._entry(*args)
-                    if self.entry_seconds is None:
-                        self.entry_seconds = time.perf_counter() - start
-                    if not self._compiled:
-                        self._entry.disable_compile()
-                        self._compiled = True
+                    self._kernels_ready()
+                result = entry(*self._leading(dims, need, self._python_kaddr()), *rest)
+            elif self._compiled:
+                result = self._entry(*self._leading(dims, need), *rest)
+            else:
+                result = self._first(dims, need, rest)
         except ValueError as error:
             raise InputError(str(error)) from None
         except IndexError as error:
             raise IndexOutOfRangeError(str(error)) from None
         return self._finish(result)
+
+    def _first(self, dims: np.ndarray, need: int, rest: tuple[Any, ...]) -> Any:
+        """A call before the compiled entry runs: compile (eagerly), or answer with the
+        Python entry while it compiles in the background."""
+        # numba refuses a disabled dispatcher before it looks for a compiled signature:
+        # threads racing the first compile wait here instead
+        with _COMPILE_LOCK:
+            self._kernels_ready()
+            args = (*self._leading(dims, need), *rest)
+            if self._mode == "background" and not self._compiled:
+                self._poll()
+                if self._background is None:
+                    self._start_background(tuple(numba.typeof(a) for a in args))
+            if self._compiled or self._mode != "background":
+                start = time.perf_counter()
+                result = self._entry(*args)
+                if self.entry_seconds is None:
+                    self.entry_seconds = time.perf_counter() - start
+                self._native()
+                return result
+            python = self._python
+        return python(*self._leading(dims, need, self._python_kaddr()), *rest)
+
+    # ---- compiling (under _COMPILE_LOCK)
+
+    def _kernels_ready(self) -> None:
+        if self._kaddr or not self.generated.kernels or self.compile_report:
+            return
+        self.compile_report = compile_kernels(self.generated.kernels)
+        self._kaddr = (addresses(self.generated.kernels),)
+
+    def _python_kaddr(self) -> tuple[Any, ...]:
+        if not self.generated.kernels:
+            return ()
+        if self._targets is None:
+            self._targets = interpreted.targets(self.generated)
+        return (self._targets,)
+
+    def _native(self) -> None:
+        if not self._compiled:
+            self._entry.disable_compile()
+            self._compiled = True
+            self._python = None
+
+    def _start_background(self, argtypes: tuple) -> None:
+        """Compile the entry for `argtypes` in a child process, unless numba's cache has
+        it; meanwhile calls run the Python entry."""
+        self._background = (argtypes, None, time.perf_counter())
+        if cached(self._entry, argtypes):
+            self._native()
+            return
+        self._python = interpreted.python_entry(self.generated)
+        child = fork_compile([(self._entry, argtypes)])
+        if child is None:  # (no fork here: compile now)
+            self._entry.compile(argtypes)
+            self._native()
+            return
+        self._background = (argtypes, child, time.perf_counter())
+
+    def _poll(self, block: float | None = 0.0) -> None:
+        """Switch to the compiled entry once the background compile is done: loaded
+        from the cache the child filled, or compiled here if the child failed or ran
+        past BACKGROUND_LIMIT seconds."""
+        if self._background is None or self._compiled:
+            return
+        argtypes, child, started = self._background
+        if child is None:
+            return
+        if block != 0.0:
+            child.join(block)
+        if child.exitcode is None:
+            if time.perf_counter() - started < BACKGROUND_LIMIT:
+                return
+            child.kill()
+        child.join()
+        if not (child.exitcode == 0 and cached(self._entry, argtypes)):
+            self._entry.compile(argtypes)
+        self._native()
+
+    @property
+    def state(self) -> str:
+        """ "pending" (nothing compiled yet), "interpreted" (the Python entry answers
+        while the entry compiles in the background) or "native"."""
+        if self._compiled:
+            return "native"
+        return "interpreted" if self._python is not None else "pending"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the compiled entry runs calls (compiling it now if no call has
+        started it); False if `timeout` seconds passed first."""
+        with _COMPILE_LOCK:
+            if self._compiled:
+                return True
+            if self._background is None:
+                self._kernels_ready()
+                argtypes = self._entry_types()
+                if self._mode == "background":
+                    self._start_background(argtypes)
+                else:
+                    self._entry.compile(argtypes)
+                    self._native()
+            if self._compiled:
+                return True
+            child = self._background[1] if self._background else None
+        if child is not None:
+            child.join(timeout)
+            if child.exitcode is None:
+                return False
+        with _COMPILE_LOCK:
+            self._poll(None)
+        return self._compiled
+
+    def _entry_types(self) -> tuple:
+        """The numba types of a call's arguments, as the first call passes them."""
+        array = _array_type
+        leading = [array(np.int64, 1)] if self.generated.kernels else []
+        takes_dims, takes_arena = self._takes
+        leading += [array(np.int64, 1)] * takes_dims + [array(np.uint8, 1)] * takes_arena
+        graph = self.generated.program.graph
+        feeds = [graph.type_of(Value(i)) for i in self.generated.program.inputs]
+        return (
+            *leading,
+            *(array(t.dtype, t.ndim) for t in feeds),
+            *(numba.typeof(v.get_state()) for v in self._variables),
+            *(numba.typeof(c) for c in self._constants),
+        )
+
+    def profile(self, feeds: tuple[Any, ...], runs: int) -> Any:
+        """`runs` calls through the profiled Python entry (runtime/interpreted.py)."""
+        generated = self.generated
+
+        def run(entry: Any) -> None:
+            if self._locked:
+                with self._locks:
+                    self._slow(feeds, entry)
+            else:
+                self._slow(feeds, entry)
+
+        with _COMPILE_LOCK:
+            self._kernels_ready()
+        _, bindings = self._validate(feeds)
+        sizes = {str(sym): size for sym, size in bindings.items()}
+        return interpreted.profile(run, generated, runs, sizes)
 
     def _finish(self, result: Any) -> list[np.ndarray]:
         returned = [result] if self._n_returns == 1 else list(result)

@@ -1,13 +1,19 @@
-"""The CPU code generator: a kernel program becomes one Python module of numba code.
+"""The CPU code generator: a kernel program becomes Python modules of numba code.
 
-Part of graphc.kernels. The module holds one `@numba.njit` function, the entry,
-`entry(dims, arena, *inputs, *variables, *constants)`, that binds sizes, carves
-temporaries out of the arena, runs the kernels in order and returns the fetched
-values followed by the new variable states that were not computed in place. Each
-loop kernel (a fused group, or a single elementwise op or reduction) is written as
-a function (loops.py) and pasted into the entry (inline.py): numba compiles a graph
-as one function, not one per kernel. Above each statement of the entry is the IR
-line it implements. A call of a compiled graph is one numba dispatch of `entry`.
+Part of graphc.kernels. The entry module holds one `@numba.njit` function,
+`entry(kaddr, dims, arena, *inputs, *variables, *constants)`, that binds sizes, carves
+temporaries out of the arena, runs the kernels in order and returns the fetched values
+followed by the new variable states that were not computed in place. Above each
+statement of the entry is the IR line it implements.
+
+Each loop kernel (a fused group, or a single elementwise op or reduction; loops.py) is
+a numba function, `kernel`, alone in a module named by a digest of its text, with the
+exact types its call site passes (`Arg`, `Kernel`): equal kernels are one kernel,
+compiled once per machine (runtime/compile.py) and shared by every graph and process.
+The entry calls each through its address, `lib.invoke("module", kaddr[i], (args,))`,
+so its compiled code is not linked into the entry's again; `kaddr` is filled at run
+time (runtime/executable.py). Run as Python, the same entry text drives the same
+compiled kernels (runtime/interpreted.py): compile="background" and Function.profile.
 
 Kernels that may be large run by chunks of rows in a `prange`; row-wise neighbours
 share one (see _expand). Heavy numpy calls (array views of the arena, BLAS) go
@@ -91,8 +97,6 @@ class Arg:
         kind = self.param[0]
         if kind == "array" and self.cast:
             return f"lib.as_{self.param[3].lower()}({self.expr})"
-        if kind == "index" and self.expr.isdigit():  # (an int literal is not an intp)
-            return f"np.intp({self.expr})"
         return self.expr  # already of its parameter's exact type
 
 
@@ -131,14 +135,21 @@ class Generated:
     new_states: tuple[int, ...]  # variable node ids whose new array entry returns
     parallel: bool  # whether the entry splits loops across threads
     constants: tuple[int, ...]  # constant node ids the entry takes, after the variables
-    takes_dims: bool  # entry's first parameter is the dims array
+    takes_dims: bool  # entry's first parameter is the dims array (after kaddr)
     takes_arena: bool  # then the arena
+
+    @property
+    def takes_kernels(self) -> bool:
+        """The entry's first parameter is `kaddr`, the address of each kernel's compiled
+        code, in the order of `kernels` (see lib.invoke)."""
+        return bool(self.kernels)
 
     @property
     def listing(self) -> str:
         """The entry module followed by every kernel module it calls."""
         parts = [self.source]
-        parts += [f"# ---- module {k.name}: {k.what}\n{k.source}" for k in self.kernels]
+        modules = {k.name: k for k in self.kernels}  # (one module, several overloads)
+        parts += [f"# ---- module {k.name}: {k.what}\n{k.source}" for k in modules.values()]
         return "\n\n".join(parts)
 
 
@@ -156,8 +167,9 @@ class Writer:
         self.used: set[Value] = set()  # values some statement reads
         self.chunked: list[_Chunked] = []  # kernels that may run by chunks (see _expand)
         self.hoistable: set[int] = set()  # lines binding an output's storage
-        self.kernels: dict[str, Kernel] = {}  # by module name, in order of first use
-        self.aliases: dict[str, str] = {}  # module name -> the entry's name for its kernel
+        # by module name and parameter types, in order of first use: the entry calls
+        # the i-th as `k<i>`, at `kaddr[i]`
+        self.kernels: dict[tuple[str, tuple[Param, ...]], Kernel] = {}
         self.carved: dict[tuple[int, TensorType], str] = {}  # (buffer, type) -> its array
         self._counter = 0
 
@@ -232,12 +244,12 @@ class Writer:
         `kernel`) with `args`; registers its module."""
         source = _header(f"kernel: {text.comment(what)}") + "\n\n" + function
         name = text.module_name(source)
-        if name not in self.kernels:
-            params = tuple(a.param for a in args)
-            self.kernels[name] = Kernel(name, source, params, what, parallel)
-            self.aliases[name] = f"k{len(self.aliases)}"
-        call = ", ".join(a.call_expr() for a in args)
-        return f"{self.aliases[name]}({call})"
+        params = tuple(a.param for a in args)
+        if (name, params) not in self.kernels:
+            self.kernels[name, params] = Kernel(name, source, params, what, parallel)
+        index = list(self.kernels).index((name, params))
+        call = "".join(a.call_expr() + ", " for a in args)
+        return f'lib.invoke("{name}", kaddr[{index}], ({call}))'
 
     def run_kernel(
         self,
@@ -622,10 +634,12 @@ def _arena_function(w: Writer) -> list[str]:
 
 def _assemble(w: Writer, params: list[str]) -> tuple[str, bool]:
     """The entry module's source, and whether it runs kernels across threads."""
-    lines = _expand(w)
+    lines = _expand(w)  # (decides the parallel kernels)
+    if w.kernels:
+        params = ["kaddr", *params]
     imports = "\n".join(
-        f"from {name} import kernel as {w.aliases[name]}  # {text.comment(kernel.what)}"
-        for name, kernel in w.kernels.items()
+        f"# k{i}: {kernel.name}, {text.comment(kernel.what)}"
+        for i, kernel in enumerate(w.kernels.values())
     )
     parts = [_header("the entry function of one graph"), planning.source_types(w.program)]
     if imports:
@@ -773,5 +787,6 @@ def emit_loop(
 
 def sizes_arg(w: Writer, shape: Any) -> Arg:
     """The iteration sizes `n` of a loop kernel, a tuple of intp."""
-    items = [f"np.intp({d})" if isinstance(d, int) else w.dim(d) for d in shape]
+    items = [str(d) if isinstance(d, int) else w.dim(d) for d in shape]  # (lib.invoke
+    # types int literals as intp)
     return Arg(text.tuple_expr(items), ("sizes", len(items)))

@@ -13,9 +13,14 @@ depend on exact evaluation order).
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import numba
 import numpy as np
 from numba import types
+from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
@@ -250,3 +255,61 @@ as_f = intrinsic(_layout_cast("F"))
 as_f.__doc__ = "An F-contiguous array (a transposed matrix), typed as a writable F-layout array."
 as_a = intrinsic(_layout_cast("A"))
 as_a.__doc__ = "Any array, typed as a writable array of any layout (strided)."
+
+
+# ---- calling a compiled kernel through its address (see codegen.Writer.call_kernel)
+#
+# A kernel called the usual way is linked into its caller: the entry's module would get
+# a copy of every kernel's code, which LLVM optimizes and translates to machine code
+# again. Called through its address instead, a kernel is compiled once, in its own
+# module, and the entry holds only the call. The address comes at run time (the
+# entry's `kaddr` argument), so the entry's cached code stays valid in every process.
+
+
+def kernel_address(dispatcher: Any, signature: tuple) -> int:
+    """The address of `dispatcher`'s compiled native function for `signature`."""
+    result = dispatcher.overloads[signature]
+    return int(result.library.get_pointer_to_function(result.fndesc.llvm_func_name))
+
+
+def _unliteral(t: types.Type) -> types.Type:
+    if isinstance(t, types.BaseTuple):
+        return types.BaseTuple.from_types([_unliteral(item) for item in t.types])
+    return types.unliteral(t)
+
+
+@intrinsic(prefer_literal=True)
+def invoke(typingctx, module, address, args):  # type: ignore[no-untyped-def]
+    """invoke("module", address, (args...)): call the code at `address`, which is the
+    compiled overload of the generated module's `kernel` for exactly the types of
+    `args` (int literals count as intp). Typing refuses types the kernel was not
+    compiled for: a call through an address cannot check them at run time."""
+    if not isinstance(module, types.StringLiteral) or not isinstance(args, types.BaseTuple):
+        raise TypingError('lib.invoke takes "module", an address and a tuple of arguments')
+    loaded = sys.modules.get(module.literal_value)
+    if loaded is None:
+        raise TypingError(f"generated module {module.literal_value} is not loaded")
+    given = tuple(args.types)
+    argtypes = tuple(_unliteral(t) for t in given)
+    compiled = loaded.kernel.overloads.get(argtypes)
+    if compiled is None:
+        known = list(loaded.kernel.overloads)
+        raise TypingError(f"a kernel called with {argtypes} is compiled only for {known}")
+    restype = compiled.signature.return_type
+
+    def codegen(context, builder, signature, llargs):  # type: ignore[no-untyped-def]
+        packed = llargs[2]
+        values = [
+            context.cast(builder, builder.extract_value(packed, i), t, u)
+            for i, (t, u) in enumerate(zip(given, argtypes, strict=True))
+        ]
+        function_type = context.call_conv.get_function_type(restype, argtypes)
+        pointer = builder.inttoptr(llargs[1], function_type.as_pointer())
+        status, result = context.call_conv.call_function(
+            builder, pointer, restype, argtypes, values
+        )
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return result
+
+    return restype(module, address, args), codegen

@@ -1,0 +1,308 @@
+"""Running a graph's entry as Python over its compiled kernels, and profiling it.
+
+Part of graphc.runtime. The CPU entry (kernels/cpu/codegen.py) is ordinary Python that
+numba compiles: it binds sizes, carves the arena, and calls the kernels through
+`lib.invoke`. Compiling a large entry is most of a large graph's compile time, while
+its kernels compile in parallel (runtime/compile.py). This module runs the same entry
+text as Python instead, with `lib.invoke` calling each kernel's compiled overload for
+its declared types (the very code the compiled entry calls by address), so that a
+function answers before its entry is compiled (`compile="background"`):
+
+- every kernel runs the same machine code either way;
+- the library helpers (BLAS, conv, gather...) are the same numba functions, and the
+  glue between them (views, copies, allocations) is numpy's, which numba mirrors;
+
+so the results are bit-identical (tests/runtime/test_background.py checks it on
+whole training runs).
+
+The same Python entry, with a clock around each statement, is `Function.profile`:
+time per kernel and per library call, against the IR line each statement implements.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+import types as pytypes
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import InternalError
+from graphc.kernels.cpu import lib
+from graphc.kernels.cpu.codegen import Generated, Kernel
+from graphc.runtime import cache
+from graphc.runtime.compile import kernel_dispatcher, signature
+
+
+class _Target:
+    """One kernel as the Python entry calls it: its compiled overload's wrapper, after
+    the checks numba's unboxing does not make (an array of another rank or dtype would
+    be read with the wrong layout)."""
+
+    __slots__ = ("_arrays", "_call", "name")
+
+    def __init__(self, kernel: Kernel) -> None:
+        overload = kernel_dispatcher(kernel).overloads[signature(kernel)]
+        self._call = overload.entry_point
+        self.name = kernel.name
+        self._arrays = tuple(
+            (i, np.dtype(p[1]), p[2]) for i, p in enumerate(kernel.params) if p[0] == "array"
+        )
+
+    def __call__(self, args: tuple[Any, ...]) -> Any:
+        for i, dtype, ndim in self._arrays:
+            a = args[i]
+            if a.dtype != dtype or a.ndim != ndim:
+                raise InternalError(
+                    f"internal error: kernel {self.name} argument {i} is "
+                    f"{a.dtype}[{a.ndim}-d], compiled for {dtype}[{ndim}-d]"
+                )
+        return self._call(*args)
+
+
+def _invoke(module: str, target: _Target, args: tuple[Any, ...]) -> Any:
+    return target(args)
+
+
+def _same(array: Any) -> Any:
+    return array
+
+
+def _carve(arena: np.ndarray, start: int, stop: int, shape: tuple, dtype: Any) -> np.ndarray:
+    return arena[start:stop].view(dtype).reshape(shape)
+
+
+def _shim() -> pytypes.SimpleNamespace:
+    """`lib` as the Python entry sees it: the intrinsics (which only compiled code can
+    call) as Python functions, every other helper unchanged."""
+    names = {k: v for k, v in vars(lib).items() if not k.startswith("__")}
+    names.update(invoke=_invoke, as_c=_same, as_f=_same, as_a=_same, carve=_carve)
+    return pytypes.SimpleNamespace(**names)
+
+
+def targets(generated: Generated) -> list[_Target]:
+    """The Python entry's `kaddr`: each kernel's compiled code (all must be compiled)."""
+    return [_Target(k) for k in generated.kernels]
+
+
+def python_entry(generated: Generated) -> Callable[..., Any]:
+    """The entry function of `generated`, run as Python (see the module docstring)."""
+    module = cache.load_generated(generated.source)
+    function = module.entry.py_func
+    namespace = dict(function.__globals__, lib=_shim())
+    return pytypes.FunctionType(function.__code__, namespace, "entry")
+
+
+# ------------------------------------------------------------------ profiling
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One timed statement of the entry: what it calls ("k3" for the kernel at
+    kaddr[3], else the function, e.g. "lib.matmul_batched" or "np.ascontiguousarray";
+    "" for plain bindings), the ops it runs and the shape it produces (from the IR
+    line above it)."""
+
+    name: str
+    what: str
+    shape: str
+
+
+_KERNEL = re.compile(r"kaddr\[(\d+)\]")
+_CALLEE = re.compile(r"([A-Za-z_][\w.]*)\(")
+_IR = re.compile(r"^\s*# %[\d.]+(?:, %[\d.]+)* = ([\w.]+)")  # an IR line (graphc.printer)
+
+
+def _ir_parts(ir: str) -> tuple[str, str]:
+    """The op and the result types of an IR line."""
+    match = _IR.match(ir)
+    if match is None:
+        return "", ""
+    body = ir.strip()[2:].split("  # ")[0]  # (without the location after it)
+    return match.group(1), body.rsplit(" : ", 1)[1] if " : " in body else ""
+
+
+def _statement(line: str, ir: str, kernels: Sequence[Kernel]) -> Statement:
+    found = _KERNEL.search(line)
+    op, shape = _ir_parts(ir)
+    if found:
+        index = int(found.group(1))
+        return Statement(f"k{index}", kernels[index].what, shape)
+    if line.lstrip().startswith("if "):
+        return Statement("(feed check)", op, shape)
+    code = line.split("=", 1)[1] if re.match(r"^\s*[\w, ]+=[^=]", line) else line
+    callee = _CALLEE.search(code)
+    name = callee.group(1) if callee else ""
+    if name in ("np.intp", "np.float32", "np.float64"):
+        name = ""
+    return Statement(name, op, shape)
+
+
+def profiled_entry(
+    generated: Generated, clock: Callable[[], int], record: Callable[[int, int], None]
+) -> tuple[Callable[..., Any], list[Statement]]:
+    """The Python entry with `record(i, start)` after statement i (each top-level
+    statement of the entry but its `return`), and what each statement is."""
+    module = cache.load_generated(generated.source)
+    source = generated.source
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    entry = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "entry")
+    entry.decorator_list = []
+    statements: list[Statement] = []
+    body: list[ast.stmt] = []
+    for stmt in entry.body:
+        if isinstance(stmt, ast.Return):
+            body.append(stmt)
+            continue
+        index = len(statements)
+        ir = ""
+        for k in range(stmt.lineno - 2, -1, -1):  # the IR line above the statement
+            if _IR.match(lines[k]):
+                ir = lines[k]
+                break
+            if lines[k].lstrip().startswith("def "):
+                break
+        text = "\n".join(lines[stmt.lineno - 1 : (stmt.end_lineno or stmt.lineno)])
+        statements.append(_statement(text, ir, generated.kernels))
+        start = ast.parse("_start_ = _clock_()").body[0]
+        mark = ast.parse(f"_record_({index}, _start_)").body[0]
+        body += [start, stmt, mark]
+    entry.body = body
+    code = compile(ast.fix_missing_locations(ast.Module([entry], [])), "<profiled entry>", "exec")
+    namespace = dict(vars(module), lib=_shim(), _clock_=clock, _record_=record)
+    exec(code, namespace)  # the entry's own text, as this process generated it
+    return namespace["entry"], statements
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """Time spent in one kernel or library function during the profiled calls."""
+
+    name: str  # "k3" (a kernel) or the function called
+    what: str  # the op(s) it runs
+    shape: str  # the shape of what it produces
+    calls: int  # over all profiled runs
+    total: float  # seconds, over all profiled runs
+    share: float  # of the time of the whole calls
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.calls if self.calls else 0.0
+
+
+class Profile:
+    """What `Function.profile` measured: `rows` (ProfileRow, slowest first), `runs`
+    (calls profiled), `seconds` (their total wall time) and `events` (one per timed
+    statement: name, what, start and duration in seconds). str() is a table;
+    `save_trace(path)` writes a Chrome trace (Perfetto and chrome://tracing open it)."""
+
+    def __init__(
+        self, rows: list[ProfileRow], runs: int, seconds: float, events: list[tuple]
+    ) -> None:
+        self.rows = rows
+        self.runs = runs
+        self.seconds = seconds
+        self.events = events
+
+    def __str__(self) -> str:
+        head = (
+            f"{self.runs} call(s), {self.seconds / max(self.runs, 1) * 1e3:.3f} ms each "
+            "(statements timed one by one, through the Python entry)"
+        )
+        table = [("name", "op(s)", "shape", "calls", "total ms", "mean us", "share")]
+        for r in self.rows:
+            table.append(
+                (
+                    r.name or "(binding)",
+                    _clip(r.what, 48),
+                    _clip(r.shape, 28),
+                    str(r.calls),
+                    f"{r.total * 1e3:.3f}",
+                    f"{r.mean * 1e6:.1f}",
+                    f"{r.share:.1%}",
+                )
+            )
+        widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
+        out = [head]
+        for row in table:
+            out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+        return "\n".join(out)
+
+    def trace(self) -> dict:
+        """The Chrome trace event format: one complete event per timed statement."""
+        events = [
+            {
+                "name": name or "(binding)",
+                "cat": "kernel" if name.startswith("k") and name[1:].isdigit() else "library",
+                "ph": "X",
+                "ts": start * 1e6,
+                "dur": duration * 1e6,
+                "pid": 1,
+                "tid": 1,
+                "args": {"op": what, "shape": shape},
+            }
+            for name, what, shape, start, duration in self.events
+        ]
+        return {"traceEvents": events, "displayTimeUnit": "ms"}
+
+    def save_trace(self, path: Any) -> None:
+        """Write `trace()` as JSON to `path`."""
+        import json
+
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(self.trace(), file)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _sized(shape: str, sizes: dict[str, int]) -> str:
+    """`shape` (result types as the IR prints them) with the run-time sizes filled in."""
+    if not sizes:
+        return shape
+    return re.sub(r"[^\[\],\s]+", lambda m: str(sizes.get(m.group(0), m.group(0))), shape)
+
+
+def profile(
+    run: Callable[[Callable[..., Any]], None],
+    generated: Generated,
+    runs: int,
+    sizes: dict[str, int],
+) -> Profile:
+    """Profile `runs` calls: `run(entry)` makes one call with the given entry function;
+    `sizes` are the run-time sizes of these calls, by name."""
+    marks: list[tuple[int, int, int]] = []
+    clock = time.perf_counter_ns
+
+    def record(index: int, start: int) -> None:
+        marks.append((index, start, clock() - start))
+
+    entry, statements = profiled_entry(generated, clock, record)
+    statements = [Statement(s.name, s.what, _sized(s.shape, sizes)) for s in statements]
+    run(entry)  # once untimed: library helpers compile for the Python entry's types
+    marks.clear()
+    began = clock()
+    for _ in range(runs):
+        run(entry)
+    seconds = (clock() - began) / 1e9
+    totals: dict[Statement, list[float]] = {}
+    for index, _, duration in marks:
+        entry_total = totals.setdefault(statements[index], [0, 0.0])
+        entry_total[0] += 1
+        entry_total[1] += duration / 1e9
+    rows = [
+        ProfileRow(s.name, s.what, s.shape, int(c), t, t / seconds if seconds else 0.0)
+        for s, (c, t) in totals.items()
+    ]
+    rows.sort(key=lambda r: r.total, reverse=True)
+    events = [
+        (statements[i].name, statements[i].what, statements[i].shape, (s - began) / 1e9, d / 1e9)
+        for i, s, d in marks
+    ]
+    return Profile(rows, runs, seconds, events)

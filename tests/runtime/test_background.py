@@ -1,0 +1,221 @@
+"""compile="background": calls answered by the Python entry over the compiled kernels
+while the entry compiles in another process, bit-identical to the compiled entry;
+`Function.compiled` and `Function.wait`."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import strategies
+from hypothesis import given, settings
+
+import graphc as gc
+from graphc.runtime import executable
+
+
+class _HeldChild:
+    """Stands in for the process compiling an entry: it finishes when the test says."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.killed = False
+
+    @property
+    def exitcode(self) -> int | None:
+        return 0 if self.done.is_set() else None
+
+    def join(self, timeout: float | None = None) -> None:
+        self.done.wait(timeout)
+
+    def kill(self) -> None:
+        self.killed = True
+        self.done.set()
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> list[_HeldChild]:
+    """Background compiles that never finish by themselves, and an entry that is never
+    found in numba's cache until its child finished: every function made with
+    compile="background" answers from Python until the test releases its child."""
+    children: list[_HeldChild] = []
+    real_cached = executable.cached
+
+    def fork_compile(work):  # type: ignore[no-untyped-def]
+        children.append(_HeldChild())
+        return children[-1]
+
+    def cached(dispatcher, argtypes):  # type: ignore[no-untyped-def]
+        if not children or not all(c.done.is_set() for c in children):
+            return False
+        return real_cached(dispatcher, argtypes)
+
+    monkeypatch.setattr(executable, "fork_compile", fork_compile)
+    monkeypatch.setattr(executable, "cached", cached)
+    return children
+
+
+def _mlp_step(mode: str, seed: int = 0) -> gc.Function:
+    """A small classifier's Adam step: gather, matmuls, softmax cross-entropy, Adam."""
+    rng = np.random.default_rng(seed)
+    embed = gc.Variable(rng.standard_normal((11, 8)).astype(np.float32), name="embed")
+    w1 = gc.Variable(rng.standard_normal((8, 16)).astype(np.float32) * 0.3, name="w1")
+    b1 = gc.Variable(np.zeros(16, np.float32), name="b1")
+    w2 = gc.Variable(rng.standard_normal((16, 5)).astype(np.float32) * 0.3, name="w2")
+    tokens = gc.placeholder((None,), "int64", name="tokens")
+    labels = gc.placeholder((None,), "int64", name="labels")
+    h = gc.tanh(gc.take(embed, tokens, axis=0) @ w1 + b1)
+    loss = gc.mean(gc.softmax_cross_entropy(h @ w2, labels))
+    variables = [embed, w1, b1, w2]
+    updates = gc.optim.adam(variables, gc.grad(loss, variables), lr=0.05)
+    return gc.function([tokens, labels], [loss, h], updates=updates, device="cpu", compile=mode)
+
+
+def _batches(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    sizes = [6, 6, 9, 6, 4, 9, 6, 6][:n]  # run-time sizes: new shapes mid-run too
+    return [(rng.integers(0, 11, s), rng.integers(0, 5, s)) for s in sizes]
+
+
+def test_a_training_run_does_not_depend_on_when_compiling_ends(held) -> None:
+    """Steps answered from Python, then by the compiled entry, give bit for bit the
+    losses, activations and variables of a run compiled eagerly."""
+    background = _mlp_step("background")
+    assert background.compiled == "pending"
+    batches = _batches(8)
+    got = [background(*b) for b in batches[:4]]
+    assert background.compiled == "interpreted"
+    assert len(held) == 1  # one background compile, whatever the shapes
+    eager = _mlp_step("eager")
+    want = [eager(*b) for b in batches]
+    assert eager.compiled == "native"
+    held[0].done.set()
+    assert background.wait(timeout=60)
+    assert background.compiled == "native"
+    got += [background(*b) for b in batches[4:]]
+    for (loss, h), (want_loss, want_h) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(loss, want_loss)
+        np.testing.assert_array_equal(h, want_h)
+    for name in ("embed", "w1", "b1", "w2"):
+        a = next(v for v in background._variables.values() if v.name == name)
+        b = next(v for v in eager._variables.values() if v.name == name)
+        np.testing.assert_array_equal(a.get_state(), b.get_state())
+
+
+def test_wait_times_out_while_the_child_compiles(held) -> None:
+    fn = _mlp_step("background", seed=1)
+    fn(*_batches(1)[0])
+    assert fn.compiled == "interpreted"
+    assert fn.wait(timeout=0.01) is False
+    assert fn.compiled == "interpreted"
+    held[0].done.set()
+    assert fn.wait() is True
+
+
+def test_a_child_that_fails_or_hangs_is_replaced_by_a_compile_here(
+    held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fn = _mlp_step("background", seed=2)
+    batch = _batches(1)[0]
+    first = fn(*batch)
+    assert fn.compiled == "interpreted"
+    monkeypatch.setattr(executable, "BACKGROUND_LIMIT", 0.0)  # it is too late now
+    second = fn(*batch)  # (switches before this call)
+    assert held[0].killed
+    assert fn.compiled == "native"
+    twin = _mlp_step("eager", seed=2)  # the same two steps, compiled eagerly
+    np.testing.assert_array_equal(twin(*batch)[0], first[0])
+    np.testing.assert_array_equal(twin(*batch)[0], second[0])
+
+
+def test_errors_in_the_python_entry_are_the_compiled_entry_errors(held) -> None:
+    table = gc.Variable(np.arange(12.0).reshape(4, 3), name="table")
+    index = gc.placeholder((None,), "int64", name="index")
+    fn = gc.function(
+        [index], gc.take(table, index, axis=0) * 2.0, device="cpu", compile="background"
+    )
+    np.testing.assert_array_equal(fn(np.array([3, 0])), [[18, 20, 22], [0, 2, 4]])
+    assert fn.compiled == "interpreted"
+    with pytest.raises(gc.IndexOutOfRangeError):
+        fn(np.array([4]))
+    with pytest.raises(gc.InputError):
+        fn(np.zeros((2, 2), np.int64))
+    with pytest.raises(IndexError):  # (the builtin a user catches)
+        fn(np.array([-5]))
+
+
+def test_wait_before_any_call_compiles_for_the_calls_to_come() -> None:
+    """wait() with no call yet compiles the entry for the types calls will pass: the
+    calls after it find it compiled, for feeds, sizes, arena, variables and constants."""
+    x = gc.placeholder((None, 3), "float32", name="x")
+    n = gc.placeholder((), "int64", name="n")
+    v = gc.Variable(np.ones(3, np.float32), name="v")
+    out = gc.sum(gc.exp(x * v) @ np.full((3, 2), 0.5, np.float32), axis=0) + gc.cast(n, "float32")
+    for mode in ("eager", "background"):
+        fn = gc.function([x, n], out, updates={v: v * 0.5}, device="cpu", compile=mode)
+        assert fn.compiled == "pending"
+        assert fn.wait() is True
+        assert fn.compiled == "native"
+        feeds = (np.ones((4, 3), np.float32), np.array(2))
+        want = gc.function([x, n], out, device="reference")(*feeds)  # (before v changes)
+        np.testing.assert_allclose(fn(*feeds), want, rtol=1e-6)
+        assert len(fn._executable.entry.signatures) == 1  # nothing compiled again
+
+
+def test_a_real_background_compile_switches_to_the_compiled_entry() -> None:
+    """With a real child process: a graph new to the cache (a size drawn per run)."""
+    size = int(np.random.default_rng().integers(1000, 10**6))
+    x = gc.placeholder((size,), "float64", name="x")
+    fn = gc.function([x], gc.sum(gc.tanh(x) * 2.0), device="cpu", compile="background")
+    values = np.linspace(-1, 1, size)
+    first = fn(values)
+    assert fn.compiled in ("interpreted", "native")
+    assert fn.wait(timeout=300)
+    assert fn.compiled == "native"
+    np.testing.assert_array_equal(fn(values), first)
+
+
+def test_compile_mode_is_checked_and_kept_by_load(tmp_path) -> None:
+    x = gc.placeholder((2,), "float32", name="x")
+    with pytest.raises(gc.ArgumentError, match="compile must be one of"):
+        gc.function([x], x + 1, compile="lazy")
+    fn = gc.function([x], x + 1, device="cpu")
+    with pytest.raises(gc.ArgumentError, match="timeout"):
+        fn.wait(timeout=-1)
+    gc.save(tmp_path / "f.graphc", fn)
+    loaded = gc.load(tmp_path / "f.graphc", device="cpu", compile="background")
+    assert loaded.compile_mode == "background"
+    assert loaded.optimized().compile_mode == "background"
+    np.testing.assert_array_equal(loaded(np.ones(2, np.float32)), [2, 2])
+    with pytest.raises(gc.ArgumentError):
+        gc.load(tmp_path / "f.graphc", compile=1)
+    assert gc.function([x], x + 1, device="reference").compiled == "reference"
+    assert gc.function([x], x + 1, device="reference").wait() is True
+
+
+@settings(max_examples=12, deadline=None)
+@given(case=strategies.graph_cases())
+def test_random_graphs_python_entry_matches_compiled_bit_for_bit(case) -> None:
+    """Random programs of the public API: the Python entry's results equal the
+    compiled entry's exactly (NaN where it has NaN)."""
+    children: list[_HeldChild] = []
+    real_fork, real_cached = executable.fork_compile, executable.cached
+    executable.fork_compile = lambda work: children.append(_HeldChild()) or children[-1]
+    executable.cached = lambda d, t: (
+        bool(children) and children[-1].done.is_set() and real_cached(d, t)
+    )
+    try:
+        fn, _ = case.compile(symbolic=True, device="cpu", compile="background")
+        interpreted = case.results(fn(*case.feeds()))
+        assert fn.compiled == "interpreted"
+        children[-1].done.set()
+        assert fn.wait(timeout=120)
+        native = case.results(fn(*case.feeds()))
+    finally:
+        executable.fork_compile, executable.cached = real_fork, real_cached
+    for a, b in zip(interpreted, native, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)

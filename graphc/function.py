@@ -349,10 +349,7 @@ class Function:
         then "native"."""
         if self.device == "reference":
             return "reference"
-        executable = self._executable
-        if self.device == "cuda":
-            return "native" if getattr(executable, "_compiled", False) else "pending"
-        return executable.state
+        return str(self._executable.state)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the compiled entry answers calls: compile now if no call has

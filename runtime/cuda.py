@@ -133,6 +133,12 @@ class CudaExecutable:
         self._dtypes = tuple(input_dtypes)
         self._bound: dict[tuple, tuple[tuple[int, ...], int]] = {}
         self._local = threading.local()
+        self._ran = False  # numba.cuda compiles each kernel at its first launch
+
+    @property
+    def state(self) -> str:
+        """"pending" until a call has compiled (and run) the kernels, then "native"."""
+        return "native" if self._ran else "pending"
 
     def _thread_state(self, need: int) -> tuple[Any, Any, Any]:
         """This thread's stream, a device arena of at least `need` bytes, the error flag."""
@@ -199,6 +205,7 @@ class CudaExecutable:
             variable.set_device_state(state)
         for i in self._in_place:
             self._variables[i].set_device_state(states[i])
+        self._ran = True
         return outputs
 
     def _upload(self, array: np.ndarray, stream: Any) -> Any:

@@ -34,7 +34,8 @@ import numpy as np
 
 from graphc.errors import IndexOutOfRangeError, InputError
 from graphc.ir import Value
-from graphc.kernels.cpu.codegen import FEED_SHAPE_ERROR, Generated
+from graphc.kernels.cpu.codegen import Generated
+from graphc.kernels.cpu.lib import FeedShapeError
 from graphc.runtime import cache, interpreted
 from graphc.runtime.compile import Compiled, addresses, cached, compile_kernels, fork_compile
 from graphc.state import NO_LOCKS
@@ -174,9 +175,9 @@ class Executable:
             result = self._entry(*self._leading(dims, need), *feeds, *states, *self._constants)
         except TypeError:  # no compiled signature matches: another dtype, layout or rank
             return self._slow(feeds)
+        except FeedShapeError:  # (the full check says which feed and why)
+            return self._slow(feeds)
         except ValueError as error:
-            if str(error) == FEED_SHAPE_ERROR:
-                return self._slow(feeds)
             raise InputError(str(error)) from None
         except IndexError as error:
             raise IndexOutOfRangeError(str(error)) from None

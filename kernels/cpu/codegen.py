@@ -41,7 +41,6 @@ from graphc.printer import format_node
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
-FEED_SHAPE_ERROR = "graphc: a feed has the wrong shape"  # the runtime re-validates on it
 CHUNKS = 64  # a parallel loop is split into at most this many pieces, shared by the threads
 # numba turns only the explicit prange loop into parallel code, nothing else
 PARALLEL_OPTIONS = {
@@ -525,7 +524,7 @@ def _bind_sources(w: Writer, params: list[str]) -> None:
         for axis, d in enumerate(node.types[0].shape):
             if isinstance(d, int):
                 w.line(f"if {name}.shape[{axis}] != {d}:")
-                w.line(f'    raise ValueError("{FEED_SHAPE_ERROR}")')
+                w.line('    raise lib.FeedShapeError("a feed has the wrong shape")')
         w.names[Value(node_id)] = name
         w.contiguous[Value(node_id)] = True
     for k, node_id in enumerate(program.variables):

@@ -29,6 +29,12 @@ from graphc.kernels.cpu.jit import OPTIONS, kernel
 inline = numba.njit(**OPTIONS)
 
 
+class FeedShapeError(ValueError):
+    """What an entry raises, before any kernel runs, for a feed whose static size is not
+    the declared one: the runtime then validates the feeds, which raises the user's
+    InputError saying what is wrong (the fast path skips that check)."""
+
+
 @numba.njit(fastmath={"reassoc"}, **OPTIONS)
 def radd(a, b):
     return a + b

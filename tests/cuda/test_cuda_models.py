@@ -184,11 +184,16 @@ def test_save_and_load_on_cuda(tmp_path: Path, rng: np.random.Generator) -> None
     f = gc.function([x], gc.softmax(x @ w), updates={w: w * 0.5}, device="cuda")
     path = tmp_path / "model.graphc"
     gc.save(path, f)
-    loaded = gc.load(path, device="cuda")
+    loaded = gc.load(path, device="cuda", compile="background")  # (compiles eagerly)
     assert loaded.device == "cuda"
+    assert loaded.compiled == "pending"
     feed = rng.standard_normal((3, 4)).astype("float32")
     np.testing.assert_allclose(loaded(feed), f(feed), rtol=1e-6)
     np.testing.assert_allclose(loaded(feed), f(feed), rtol=1e-6)  # both halved w again
+    assert loaded.compiled == "native"
+    assert loaded.wait(timeout=0) is True
+    with pytest.raises(gc.DeviceError):
+        loaded.profile(feed)
 
 
 def test_graphc_run_on_cuda(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import strategies
 from hypothesis import given, settings
 
 import graphc as gc
+from graphc.kernels.cpu import lib
 
 
 def _compiled_and_reference(inputs, outputs, updates=None):
@@ -115,6 +116,17 @@ def test_static_shapes_are_checked_inside_the_entry() -> None:
     np.testing.assert_array_equal(f(np.arange(4, dtype=np.float32)), np.arange(1, 5))
     with pytest.raises(gc.InputError, match="x"):
         f(np.arange(5, dtype=np.float32))
+    # the entry says so with its own exception type, which the runtime answers with the
+    # full check of the feeds (and its message), on the general path too
+    with pytest.raises(lib.FeedShapeError):
+        run = f._executable
+        run.entry(*run._kaddr, np.arange(5, dtype=np.float32), *run._constants)
+    w = gc.Variable(np.ones(4, np.float32), name="w")
+    g = gc.function([x], x * w, updates={w: w + 1.0}, device="cpu")
+    g(np.ones(4, np.float32))
+    with pytest.raises(gc.InputError, match="contradicts the declared 4"):
+        g(np.ones(5, np.float32))
+    np.testing.assert_array_equal(w.value, [2, 2, 2, 2])  # the bad call changed nothing
 
 
 def test_outputs_are_fresh_arrays() -> None:

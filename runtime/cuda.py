@@ -137,7 +137,7 @@ class CudaExecutable:
 
     @property
     def state(self) -> str:
-        """"pending" until a call has compiled (and run) the kernels, then "native"."""
+        """The state: "pending" until a call has compiled (and run) the kernels, then "native"."""
         return "native" if self._ran else "pending"
 
     def _thread_state(self, need: int) -> tuple[Any, Any, Any]:

@@ -118,8 +118,8 @@ def test_static_shapes_are_checked_inside_the_entry() -> None:
         f(np.arange(5, dtype=np.float32))
     # the entry says so with its own exception type, which the runtime answers with the
     # full check of the feeds (and its message), on the general path too
+    run = f._executable
     with pytest.raises(lib.FeedShapeError):
-        run = f._executable
         run.entry(*run._kaddr, np.arange(5, dtype=np.float32), *run._constants)
     w = gc.Variable(np.ones(4, np.float32), name="w")
     g = gc.function([x], x * w, updates={w: w + 1.0}, device="cpu")

@@ -300,8 +300,8 @@ class Executable:
 
     @property
     def state(self) -> str:
-        """ "pending" (nothing compiled yet), "interpreted" (the Python entry answers
-        while the entry compiles in the background) or "native"."""
+        """What answers calls: "pending" (nothing compiled yet), "interpreted" (the
+        Python entry, while the entry compiles in the background) or "native"."""
         if self._compiled:
             return "native"
         return "interpreted" if self._python is not None else "pending"

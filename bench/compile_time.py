@@ -60,6 +60,7 @@ def child(spec: str) -> dict:
     built = time.perf_counter()
     result = np.asarray(step(*args))
     done = time.perf_counter()
+    print("FIRST", flush=True)  # (the parent's clock: W5 counts from exec to here)
     report = step.report()
     kernels = getattr(report, "kernels", ())  # (what an older graphc reports)
     measured = {
@@ -88,18 +89,25 @@ def jax_child(workload: str) -> dict:
 def _run(python: str, workload: str, env: dict[str, str], peer: bool) -> dict:
     flag = "--jax-child" if peer else "--child"
     start = time.perf_counter()
-    done = subprocess.run(
+    with subprocess.Popen(
         [python, str(Path(__file__)), flag, workload],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # (one pipe: read to the end, it cannot fill up)
         text=True,
-        timeout=1800,
-    )
+    ) as done:
+        first, lines = None, []
+        for line in done.stdout or ():
+            if line.strip() == "FIRST":
+                first = time.perf_counter() - start
+            lines.append(line)
+        done.wait(timeout=1800)
     wall = time.perf_counter() - start
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    if done.returncode != 0 or not lines:
+        return {"error": [line.strip() for line in lines[-1:]] or ["failed"]}
+    measured = json.loads(lines[-1])
     measured["process"] = wall
+    measured["first_process"] = first if first is not None else wall
     return measured
 
 
@@ -131,7 +139,7 @@ def _seconds(measured: dict | None, workload: str) -> str:
         return "-"
     if "error" in measured:
         return "ERROR"
-    value = measured["process"] if workload == "W5" else measured["seconds"]
+    value = measured["first_process"] if workload == "W5" else measured["seconds"]
     return f"{value:.2f}"
 
 
@@ -167,11 +175,11 @@ def main() -> int:
         target = TARGETS.get(w)
         met = ""
         if target is not None and "error" not in cold:
-            value = cold["process"] if w == "W5" else cold["seconds"]
+            value = cold["first_process"] if w == "W5" else cold["seconds"]
             met = f"cold <= {target:g} s: {'met' if value <= target else 'NOT met'}"
         if w in WARM_TARGETS and "error" not in warm:
             met += f"; warm <= {WARM_TARGETS[w]:g} s: " + (
-                "met" if warm["process"] <= WARM_TARGETS[w] else "NOT met"
+                "met" if warm["first_process"] <= WARM_TARGETS[w] else "NOT met"
             )
         kernels = cold.get("kernels", "-")
         background = row.get("background") or {}

@@ -6,7 +6,9 @@ site passes. Before the entry is compiled, `compile_kernels` compiles every kern
 process does not have yet: the kernels are shared out among this process and forked
 children (one per extra core, `GRAPHC_COMPILE_WORKERS`); each child compiles its
 share into numba's on-disk cache and exits, and this process loads that code from
-the cache. Then compiling the entry only links compiled kernels.
+the cache. The entry then calls compiled kernels by address (kernels/cpu/lib.invoke).
+With compile="background", the library helpers a dry run of the Python entry finds
+(runtime/interpreted.helper_calls) are shared out with the kernels.
 
 Nothing depends on the children: a kernel a child did not deliver (it failed, was
 killed, or took too long) is compiled here, and every result comes from this process's
@@ -35,7 +37,8 @@ from graphc.runtime import cache
 
 CHILD_GRACE, CHILD_FACTOR = 60.0, 4.0  # a child's time limit: grace + factor * ours
 # fewer missing kernels than this compile here: forking and loading back cost more
-MIN_SHARED = 4
+MIN_SHARED = 2
+HELPER_COST = 300  # a library helper's guessed cost, in kernel-source lines
 
 
 @dataclass(frozen=True)
@@ -94,21 +97,33 @@ def signature(kernel: Kernel) -> tuple[types.Type, ...]:
     return tuple(numba_type(p) for p in kernel.params)
 
 
-def _have(kernel: Kernel) -> bool:
-    return signature(kernel) in kernel_dispatcher(kernel).overloads
+@dataclass(frozen=True)
+class _Unit:
+    """One compile: a dispatcher and the argument types to compile it for."""
+
+    name: str
+    what: str
+    dispatcher: Any
+    argtypes: tuple
+    cost: int  # a guess at its compile time, to share the work out evenly
 
 
-def _compile(kernel: Kernel) -> str:
-    """Compile (or load) `kernel` here; "cache" or "compiled"."""
-    dispatcher = kernel_dispatcher(kernel)
+def _kernel_unit(kernel: Kernel) -> _Unit:
+    cost = kernel.source.count("\n") * (4 if kernel.parallel else 1)
+    return _Unit(kernel.name, kernel.what, kernel_dispatcher(kernel), signature(kernel), cost)
+
+
+def _helper_unit(dispatcher: Any, argtypes: tuple) -> _Unit:
+    name = f"{dispatcher.py_func.__module__}.{dispatcher.py_func.__name__}"
+    return _Unit(name, "library helper", dispatcher, argtypes, HELPER_COST)
+
+
+def _compile(unit: _Unit) -> str:
+    """Compile (or load) `unit` here; "cache" or "compiled"."""
+    dispatcher = unit.dispatcher
     hits = sum(dispatcher.stats.cache_hits.values())
-    dispatcher.compile(signature(kernel))
+    dispatcher.compile(unit.argtypes)
     return "cache" if sum(dispatcher.stats.cache_hits.values()) > hits else "compiled"
-
-
-def _cost(kernel: Kernel) -> int:
-    """A guess at a kernel's compile time, to share the work out evenly."""
-    return kernel.source.count("\n") * (4 if kernel.parallel else 1)
 
 
 def _child(work: Sequence[tuple[Any, tuple]]) -> None:  # pragma: no cover - a forked child
@@ -118,30 +133,36 @@ def _child(work: Sequence[tuple[Any, tuple]]) -> None:  # pragma: no cover - a f
         dispatcher.compile(argtypes)
 
 
-def compile_kernels(kernels: Sequence[Kernel], processes: int | None = None) -> list[Compiled]:
-    """Compile every kernel this process lacks, in parallel (see the module docstring)."""
+def compile_kernels(
+    kernels: Sequence[Kernel],
+    helpers: Sequence[tuple[Any, tuple]] = (),
+    processes: int | None = None,
+) -> list[Compiled]:
+    """Compile every kernel, and every (library helper dispatcher, argument types) of
+    `helpers`, that this process lacks, in parallel (see the module docstring)."""
     processes = workers() if processes is None else processes
     report: list[Compiled] = []
     missing = []
-    for kernel in kernels:
-        if _have(kernel):
-            report.append(Compiled(kernel.name, kernel.what, "process", 0.0))
-        else:
-            missing.append(kernel)
+    units = [_kernel_unit(k) for k in kernels] + [_helper_unit(d, t) for d, t in helpers]
+    for unit in units:
+        if unit.argtypes in unit.dispatcher.overloads:
+            report.append(Compiled(unit.name, unit.what, "process", 0.0))
+        elif unit not in missing:
+            missing.append(unit)
     if len(missing) < MIN_SHARED:
         processes = 1
-    shares: list[list[Kernel]] = [[] for _ in range(max(1, min(processes, len(missing))))]
+    shares: list[list[_Unit]] = [[] for _ in range(max(1, min(processes, len(missing))))]
     loads = [0] * len(shares)
-    for kernel in sorted(missing, key=_cost, reverse=True):
+    for unit in sorted(missing, key=lambda u: u.cost, reverse=True):
         least = loads.index(min(loads))
-        shares[least].append(kernel)
-        loads[least] += _cost(kernel)
+        shares[least].append(unit)
+        loads[least] += unit.cost
     children = _start(shares[1:])
     began = time.perf_counter()
-    for kernel in shares[0]:
+    for unit in shares[0]:
         start = time.perf_counter()
-        origin = _compile(kernel)
-        report.append(Compiled(kernel.name, kernel.what, origin, time.perf_counter() - start))
+        origin = _compile(unit)
+        report.append(Compiled(unit.name, unit.what, origin, time.perf_counter() - start))
     # the shares are balanced: a child far slower than this process is stuck, and its
     # share is compiled here instead
     patience = CHILD_GRACE + CHILD_FACTOR * (time.perf_counter() - began)
@@ -151,22 +172,22 @@ def compile_kernels(kernels: Sequence[Kernel], processes: int | None = None) -> 
         if child.is_alive():
             child.kill()
             child.join()
-        for kernel in share:
+        for unit in share:
             start = time.perf_counter()
-            origin = _compile(kernel)
+            origin = _compile(unit)
             if delivered and origin == "cache":
                 origin = "worker"
-            report.append(Compiled(kernel.name, kernel.what, origin, time.perf_counter() - start))
+            report.append(Compiled(unit.name, unit.what, origin, time.perf_counter() - start))
     return report
 
 
-def _start(shares: list[list[Kernel]]) -> list[tuple[Any, list[Kernel]]]:
+def _start(shares: list[list[_Unit]]) -> list[tuple[Any, list[_Unit]]]:
     """A forked child compiling each share; none where forking fails."""
     started = []
     for share in shares:
         if not share:
             continue
-        child = fork_compile([(kernel_dispatcher(k), signature(k)) for k in share])
+        child = fork_compile([(unit.dispatcher, unit.argtypes) for unit in share])
         if child is None:
             break
         started.append((child, share))

@@ -93,6 +93,7 @@ class Executable:
         self._python: Any = None  # the Python entry, while the entry compiles elsewhere
         self._targets: list[Any] | None = None  # the Python entry's kaddr
         self._background: tuple | None = None  # (argument types, child process, start)
+        self._kernels_done = False
         self.compile_report: list[Compiled] = []  # how each kernel was compiled
         self.entry_seconds: float | None = None  # the first call of the entry
         self._bound: dict[tuple, tuple[np.ndarray, int]] = {}
@@ -226,7 +227,7 @@ class Executable:
         # numba refuses a disabled dispatcher before it looks for a compiled signature:
         # threads racing the first compile wait here instead
         with _COMPILE_LOCK:
-            self._kernels_ready()
+            self._kernels_ready(rest, dims)
             args = (*self._leading(dims, need), *rest)
             if self._mode == "background" and not self._compiled:
                 self._poll()
@@ -244,11 +245,26 @@ class Executable:
 
     # ---- compiling (under _COMPILE_LOCK)
 
-    def _kernels_ready(self) -> None:
-        if self._kaddr or not self.generated.kernels or self.compile_report:
+    def _kernels_ready(self, rest: tuple[Any, ...] | None = None, dims: Any = None) -> None:
+        """Compile the kernels and, in background mode, the library helpers the Python
+        entry will call with these arguments (the feeds, states and constants, and its
+        dims), in parallel."""
+        if self._kernels_done:
             return
-        self.compile_report = compile_kernels(self.generated.kernels)
-        self._kaddr = (addresses(self.generated.kernels),)
+        helpers: list = []
+        # (only for the Python entry: the compiled entry may type a helper's arguments
+        # otherwise, and would compile it again)
+        if rest is not None and self._mode == "background":
+            n_values = len(rest) - len(self._constants)  # (feeds and states: copied)
+            copies = [np.array(a, copy=True) for a in rest[:n_values]]
+            kaddr = ([None] * len(self.generated.kernels),) if self.generated.kernels else ()
+            need = int(self._arena_bytes(dims))
+            dry = (*self._leading(dims, need, kaddr), *copies, *rest[n_values:])
+            helpers = interpreted.helper_calls(self.generated, dry)
+        self.compile_report = compile_kernels(self.generated.kernels, helpers)
+        if self.generated.kernels:
+            self._kaddr = (addresses(self.generated.kernels),)
+        self._kernels_done = True
 
     def _python_kaddr(self) -> tuple[Any, ...]:
         if not self.generated.kernels:

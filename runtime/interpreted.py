@@ -22,6 +22,7 @@ time per kernel and per library call, against the IR line each statement impleme
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 import time
 import types as pytypes
@@ -147,12 +148,7 @@ def profiled_entry(
 ) -> tuple[Callable[..., Any], list[Statement]]:
     """The Python entry with `record(i, start)` after statement i (each top-level
     statement of the entry but its `return`), and what each statement is."""
-    module = cache.load_generated(generated.source)
-    source = generated.source
-    lines = source.splitlines()
-    tree = ast.parse(source)
-    entry = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "entry")
-    entry.decorator_list = []
+    module, entry, lines = _entry_tree(generated)
     statements: list[Statement] = []
     body: list[ast.stmt] = []
     for stmt in entry.body:
@@ -173,10 +169,102 @@ def profiled_entry(
         mark = ast.parse(f"_record_({index}, _start_)").body[0]
         body += [start, stmt, mark]
     entry.body = body
-    code = compile(ast.fix_missing_locations(ast.Module([entry], [])), "<profiled entry>", "exec")
-    namespace = dict(vars(module), lib=_shim(), _clock_=clock, _record_=record)
+    function = _function(module, entry, _clock_=clock, _record_=record)
+    return function, statements
+
+
+def _entry_tree(generated: Generated) -> tuple[Any, ast.FunctionDef, list[str]]:
+    """The entry module, the entry's syntax tree (undecorated) and the source lines."""
+    module = cache.load_generated(generated.source)
+    tree = ast.parse(generated.source)
+    entry = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "entry")
+    entry.decorator_list = []
+    return module, entry, generated.source.splitlines()
+
+
+def _function(module: Any, entry: ast.FunctionDef, **names: Any) -> Callable[..., Any]:
+    """The (rewritten) entry as a Python function, in its module's namespace."""
+    code = compile(ast.fix_missing_locations(ast.Module([entry], [])), "<graphc entry>", "exec")
+    namespace = {**vars(module), "lib": _shim(), **names}
     exec(code, namespace)  # the entry's own text, as this process generated it
-    return namespace["entry"], statements
+    return namespace["entry"]
+
+
+def helper_calls(generated: Generated, args: Sequence[Any]) -> list[tuple[Any, tuple]]:
+    """The numba library helpers (BLAS, convolutions, gathers...) a call with `args`
+    makes, each with the types it passes: found by a dry run
+    of the Python entry in which every statement that is a bare call (a kernel, or a
+    helper writing into its outputs) is recorded instead of run, and the rest (views,
+    allocations, the small helpers whose result is used) runs on `args`, which it may
+    overwrite. They can then compile in parallel, with the kernels, before the first
+    call (runtime/compile.py)."""
+    module, entry, _ = _entry_tree(generated)
+    found: list[tuple[Any, tuple]] = []
+
+    def dry(function: Any, arguments: tuple[Any, ...]) -> None:
+        function = getattr(function, "dispatcher", function)
+        if _is_dispatcher(function):
+            argtypes = tuple(function.typeof_pyval(a) for a in arguments)
+            if (function, argtypes) not in found:
+                found.append((function, argtypes))
+
+    body: list[ast.stmt] = []
+    for stmt in entry.body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if isinstance(call, ast.Call):
+            if call.keywords or any(isinstance(a, ast.Starred) for a in call.args):
+                continue
+            arguments = ast.Tuple(call.args, ast.Load())
+            stmt = ast.Expr(ast.Call(ast.Name("_dry_", ast.Load()), [call.func, arguments], []))
+        body.append(stmt)
+    entry.body = body
+    # no compiled code runs on the garbage values (it does not check bounds): the dry
+    # run stops at the first helper whose result is used; a statement may also fail on
+    # garbage; what was found so far stands
+    guarded = {alias: _Guarded(vars(module)[alias]) for alias in _library_aliases(module)}
+    guarded["lib"] = _Guarded(_shim())
+    with contextlib.suppress(Exception):
+        _function(module, entry, _dry_=dry, **guarded)(*args)
+    return found
+
+
+def _is_dispatcher(value: Any) -> bool:
+    return hasattr(value, "overloads") and hasattr(value, "typeof_pyval")
+
+
+class _Stop(Exception):
+    """Ends a dry run (see helper_calls)."""
+
+
+class _Guarded:
+    """A library module as the dry run sees it: its numba functions stop the run when
+    called (a bare call of one is recorded before that: see helper_calls)."""
+
+    def __init__(self, namespace: Any) -> None:
+        self._namespace = namespace
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._namespace, name)
+        return _Stopper(value) if _is_dispatcher(value) else value
+
+
+class _Stopper:
+    def __init__(self, dispatcher: Any) -> None:
+        self.dispatcher = dispatcher
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise _Stop
+
+
+def _library_aliases(module: Any) -> list[str]:
+    """The names under which the entry module imports library modules of graphc."""
+    return [
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, pytypes.ModuleType)
+        and value.__name__.startswith("graphc.")
+        and name != "lib"
+    ]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import strategies
 from hypothesis import given, settings
 
 import graphc as gc
+from graphc.kernels.cpu import nn
 from graphc.runtime import executable
 
 
@@ -56,17 +57,24 @@ def held(monkeypatch: pytest.MonkeyPatch) -> list[_HeldChild]:
     return children
 
 
-def _mlp_step(mode: str, seed: int = 0) -> gc.Function:
-    """A small classifier's Adam step: gather, matmuls, softmax cross-entropy, Adam."""
+def _mlp_step(mode: str, seed: int = 0, dense: bool = True) -> gc.Function:
+    """A small classifier's Adam step: gather, matmuls (unless not `dense`: a graph
+    with BLAS calls runs its loops serially), softmax cross-entropy, Adam."""
     rng = np.random.default_rng(seed)
-    embed = gc.Variable(rng.standard_normal((11, 8)).astype(np.float32), name="embed")
-    w1 = gc.Variable(rng.standard_normal((8, 16)).astype(np.float32) * 0.3, name="w1")
-    b1 = gc.Variable(np.zeros(16, np.float32), name="b1")
+    width = 8 if dense else 640  # (rows this wide run by chunks across threads)
+    embed = gc.Variable(rng.standard_normal((11, width)).astype(np.float32), name="embed")
+    w1 = gc.Variable(rng.standard_normal((width, 16)).astype(np.float32) * 0.3, name="w1")
+    b1 = gc.Variable(np.zeros(16 if dense else width, np.float32), name="b1")
     w2 = gc.Variable(rng.standard_normal((16, 5)).astype(np.float32) * 0.3, name="w2")
     tokens = gc.placeholder((None,), "int64", name="tokens")
     labels = gc.placeholder((None,), "int64", name="labels")
-    h = gc.tanh(gc.take(embed, tokens, axis=0) @ w1 + b1)
-    loss = gc.mean(gc.softmax_cross_entropy(h @ w2, labels))
+    if dense:
+        h = gc.tanh(gc.take(embed, tokens, axis=0) @ w1 + b1)
+        logits = h @ w2
+    else:
+        h = gc.tanh(gc.take(embed, tokens, axis=0) * w1[:, 0] + b1)
+        logits = gc.reshape(h, (-1, 5, 128))[:, :, :100].sum(axis=2) * w2[:5, 0] + w2[4, 1]
+    loss = gc.mean(gc.softmax_cross_entropy(logits, labels))
     variables = [embed, w1, b1, w2]
     updates = gc.optim.adam(variables, gc.grad(loss, variables), lr=0.05)
     return gc.function([tokens, labels], [loss, h], updates=updates, device="cpu", compile=mode)
@@ -78,16 +86,24 @@ def _batches(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(rng.integers(0, 11, s), rng.integers(0, 5, s)) for s in sizes]
 
 
-def test_a_training_run_does_not_depend_on_when_compiling_ends(held) -> None:
+@pytest.mark.parametrize("parallel", ["0", "1"])
+def test_a_training_run_does_not_depend_on_when_compiling_ends(
+    held, monkeypatch: pytest.MonkeyPatch, parallel: str
+) -> None:
     """Steps answered from Python, then by the compiled entry, give bit for bit the
-    losses, activations and variables of a run compiled eagerly."""
-    background = _mlp_step("background")
+    losses, activations and variables of a run compiled eagerly (with serial loops, and
+    with loops split across threads)."""
+    monkeypatch.setenv("GRAPHC_PARALLEL", parallel)
+    monkeypatch.setenv("GRAPHC_PARALLEL_MIN", "16")  # several chunks even for small tests
+    background = _mlp_step("background", dense=parallel == "0")
+    if parallel == "1":
+        assert any(k.parallel for k in background._executable.generated.kernels)
     assert background.compiled == "pending"
     batches = _batches(8)
     got = [background(*b) for b in batches[:4]]
     assert background.compiled == "interpreted"
     assert len(held) == 1  # one background compile, whatever the shapes
-    eager = _mlp_step("eager")
+    eager = _mlp_step("eager", dense=parallel == "0")
     want = [eager(*b) for b in batches]
     assert eager.compiled == "native"
     held[0].done.set()
@@ -219,3 +235,38 @@ def test_random_graphs_python_entry_matches_compiled_bit_for_bit(case) -> None:
         assert a.dtype == b.dtype
         assert a.shape == b.shape
         np.testing.assert_array_equal(a, b)
+
+
+def _conv_step(mode: str) -> gc.Function:
+    w = gc.Variable(np.full((3, 2, 3, 3), 0.1, np.float32), name="w")
+    images = gc.placeholder((None, 2, 8, 8), "float32", name="images")
+    h = gc.max_pool2d(gc.relu(gc.conv2d(images, w, padding=1)), 2)
+    loss = gc.sum(h * h)
+    update = {w: w - 0.001 * gc.grad(loss, [w])[0]}
+    return gc.function([images], loss, updates=update, device="cpu", compile=mode)
+
+
+def test_library_helpers_compile_with_the_kernels(held, monkeypatch) -> None:
+    """Before a background function's first call, a dry run of its Python entry finds
+    the library helpers it calls (here a convolution's and a pool's) with their
+    argument types; they compile with the kernels, so the first call compiles nothing."""
+    dispatchers = [v for v in vars(nn).values() if hasattr(v, "overloads")]
+    compiled: dict[int, int] = {}  # overloads of each, once kernels and helpers compiled
+    real = executable.Executable._start_background
+
+    def start(self, argtypes):  # type: ignore[no-untyped-def]
+        real(self, argtypes)
+        compiled.update({id(d): len(d.overloads) for d in dispatchers})
+
+    monkeypatch.setattr(executable.Executable, "_start_background", start)
+    fn = _conv_step("background")
+    feed = np.linspace(-1, 1, 2 * 2 * 64, dtype=np.float32).reshape(2, 2, 8, 8)
+    first = fn(feed)
+    assert fn.compiled == "interpreted"
+    assert {id(d): len(d.overloads) for d in dispatchers} == compiled  # none in the call
+    helpers = {c.name for c in fn.report().kernels if c.what == "library helper"}
+    assert {"graphc.kernels.cpu.nn.conv2d", "graphc.kernels.cpu.nn.max_pool2d"} <= helpers
+    second = fn(feed)
+    twin = _conv_step("eager")
+    np.testing.assert_array_equal(twin(feed), first)
+    np.testing.assert_array_equal(twin(feed), second)

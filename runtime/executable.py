@@ -78,7 +78,7 @@ class Executable:
         self._arena_bytes = module.arena_bytes
         self._dims = generated.program.dims
         self._takes = (generated.takes_dims, generated.takes_arena)
-        self._kaddr: tuple[np.ndarray, ...] = ()  # (the kernels' addresses, once compiled)
+        self._kaddr: tuple[Any, ...] = ()  # (where the kernels are, once compiled)
         self._variables = tuple(variables)
         self._constants = tuple(np.array(c, order="C") for c in constants)
         self._n_outputs = len(generated.program.graph.outputs)
@@ -91,7 +91,7 @@ class Executable:
         self._compiled = False
         self._mode = mode  # "eager" or "background" (see _first)
         self._python: Any = None  # the Python entry, while the entry compiles elsewhere
-        self._targets: list[Any] | None = None  # the Python entry's kaddr
+        self._targets: tuple[Any, ...] | None = None  # the Python entry's kernel arguments
         self._background: tuple | None = None  # (argument types, child process, start)
         self._kernels_done = False
         self.compile_report: list[Compiled] = []  # how each kernel was compiled
@@ -257,21 +257,28 @@ class Executable:
         if rest is not None and self._mode == "background":
             n_values = len(rest) - len(self._constants)  # (feeds and states: copied)
             copies = [np.array(a, copy=True) for a in rest[:n_values]]
-            kaddr = ([None] * len(self.generated.kernels),) if self.generated.kernels else ()
+            kaddr = self._kernel_args([None] * len(self.generated.kernels))
             need = int(self._arena_bytes(dims))
             dry = (*self._leading(dims, need, kaddr), *copies, *rest[n_values:])
             helpers = interpreted.helper_calls(self.generated, dry)
         self.compile_report = compile_kernels(self.generated.kernels, helpers)
         if self.generated.kernels:
-            self._kaddr = (addresses(self.generated.kernels),)
+            self._kaddr = self._kernel_args(addresses(self.generated.kernels))
         self._kernels_done = True
+
+    def _kernel_args(self, where: Any) -> tuple[Any, ...]:
+        """The entry's leading arguments for `where` each kernel is (addresses, or the
+        Python entry's targets): see codegen.Generated.kernel_params."""
+        if self.generated.kernel_params == ("kaddr",):
+            return (where,)
+        return tuple(int(w) if isinstance(w, np.integer) else w for w in where)
 
     def _python_kaddr(self) -> tuple[Any, ...]:
         if not self.generated.kernels:
             return ()
         if self._targets is None:
-            self._targets = interpreted.targets(self.generated)
-        return (self._targets,)
+            self._targets = self._kernel_args(interpreted.targets(self.generated))
+        return self._targets
 
     def _native(self) -> None:
         if not self._compiled:
@@ -350,7 +357,7 @@ class Executable:
     def _entry_types(self) -> tuple:
         """The numba types of a call's arguments, as the first call passes them."""
         array = _array_type
-        leading = [array(np.int64, 1)] if self.generated.kernels else []
+        leading = [numba.typeof(k) for k in self._kaddr]  # (kernels are compiled by now)
         takes_dims, takes_arena = self._takes
         leading += [array(np.int64, 1)] * takes_dims + [array(np.uint8, 1)] * takes_arena
         graph = self.generated.program.graph

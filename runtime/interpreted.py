@@ -86,7 +86,8 @@ def _shim() -> pytypes.SimpleNamespace:
 
 
 def targets(generated: Generated) -> list[_Target]:
-    """The Python entry's `kaddr`: each kernel's compiled code (all must be compiled)."""
+    """Each kernel's compiled code as the Python entry calls it, in the order of
+    `generated.kernels` (all must be compiled)."""
     return [_Target(k) for k in generated.kernels]
 
 
@@ -103,8 +104,8 @@ def python_entry(generated: Generated) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class Statement:
-    """One timed statement of the entry: what it calls ("k3" for the kernel at
-    kaddr[3], else the function, e.g. "lib.matmul_batched" or "np.ascontiguousarray";
+    """One timed statement of the entry: what it calls ("k3" for the kernel whose
+    address is ka3, else the function, e.g. "lib.matmul_batched" or "np.ascontiguousarray";
     "" for plain bindings), the ops it runs and the shape it produces (from the IR
     line above it)."""
 
@@ -113,7 +114,7 @@ class Statement:
     shape: str
 
 
-_KERNEL = re.compile(r"kaddr\[(\d+)\]")
+_KERNEL = re.compile(r"lib\.invoke\(\"\w+\", ka(\d+),")
 _CALLEE = re.compile(r"([A-Za-z_][\w.]*)\(")
 _IR = re.compile(r"^\s*# %[\d.]+(?:, %[\d.]+)* = ([\w.]+)")  # an IR line (graphc.printer)
 

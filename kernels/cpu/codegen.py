@@ -10,9 +10,10 @@ Each loop kernel (a fused group, or a single elementwise op or reduction; loops.
 a numba function, `kernel`, alone in a module named by a digest of its text, with the
 exact types its call site passes (`Arg`, `Kernel`): equal kernels are one kernel,
 compiled once per machine (runtime/compile.py) and shared by every graph and process.
-The entry calls each through its address, `lib.invoke("module", kaddr[i], (args,))`,
-so its compiled code is not linked into the entry's again; `kaddr` is filled at run
-time (runtime/executable.py). Run as Python, the same entry text drives the same
+The entry calls each through its address, `lib.invoke("module", ka<i>, (args,))`, so
+its compiled code is not linked into the entry's again; the addresses (`kaddr`, or one
+int per kernel for a few: Generated.kernel_params) are passed at run time
+(runtime/executable.py). Run as Python, the same entry text drives the same
 compiled kernels (runtime/interpreted.py): compile="background" and Function.profile.
 
 Kernels that may be large run by chunks of rows in a `prange`; row-wise neighbours
@@ -55,6 +56,7 @@ PARALLEL_OPTIONS = {
 # kernels sharing one `prange` at most: a softmax's four. numba's compile time grows
 # faster than a function's length, and short groups repeat: equal groups are one kernel
 MAX_GROUP = 4
+KERNEL_SCALARS = 3  # an entry calling at most this many kernels takes their addresses as ints
 MAX_PARALLEL = 4  # a graph with at most this many chunkable kernels runs them all in parallel
 PARALLEL_WEIGHT = 256  # else only those with this many elements per run-time size unit
 CONTIGUOUS_VIEWS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
@@ -138,10 +140,12 @@ class Generated:
     takes_arena: bool  # then the arena
 
     @property
-    def takes_kernels(self) -> bool:
-        """The entry's first parameter is `kaddr`, the address of each kernel's compiled
-        code, in the order of `kernels` (see lib.invoke)."""
-        return bool(self.kernels)
+    def kernel_params(self) -> tuple[str, ...]:
+        """The entry's first parameters, where each kernel's compiled code is (see
+        lib.invoke), in the order of `kernels`: one int each ("ka0", "ka1"...) for at
+        most KERNEL_SCALARS kernels (an int costs a dispatch less than an array), else
+        one array, "kaddr"."""
+        return kernel_params(len(self.kernels))
 
     @property
     def listing(self) -> str:
@@ -167,7 +171,7 @@ class Writer:
         self.chunked: list[_Chunked] = []  # kernels that may run by chunks (see _expand)
         self.hoistable: set[int] = set()  # lines binding an output's storage
         # by module name and parameter types, in order of first use: the entry calls
-        # the i-th as `k<i>`, at `kaddr[i]`
+        # the i-th as `k<i>`, at `ka<i>` (see Generated.kernel_params)
         self.kernels: dict[tuple[str, tuple[Param, ...]], Kernel] = {}
         self.carved: dict[tuple[int, TensorType], str] = {}  # (buffer, type) -> its array
         self._counter = 0
@@ -248,7 +252,7 @@ class Writer:
             self.kernels[name, params] = Kernel(name, source, params, what, parallel)
         index = list(self.kernels).index((name, params))
         call = "".join(a.call_expr() + ", " for a in args)
-        return f'lib.invoke("{name}", kaddr[{index}], ({call}))'
+        return f'lib.invoke("{name}", ka{index}, ({call}))'
 
     def run_kernel(
         self,
@@ -631,11 +635,20 @@ def _arena_function(w: Writer) -> list[str]:
     return lines
 
 
+def kernel_params(count: int) -> tuple[str, ...]:
+    """The entry's parameters for the addresses of `count` kernels (Generated.kernel_params)."""
+    if count > KERNEL_SCALARS:
+        return ("kaddr",)
+    return tuple(f"ka{i}" for i in range(count))
+
+
 def _assemble(w: Writer, params: list[str]) -> tuple[str, bool]:
     """The entry module's source, and whether it runs kernels across threads."""
     lines = _expand(w)  # (decides the parallel kernels)
-    if w.kernels:
-        params = ["kaddr", *params]
+    leading = kernel_params(len(w.kernels))
+    if leading == ("kaddr",):
+        lines = [f"ka{i} = kaddr[{i}]" for i in range(len(w.kernels))] + lines
+    params = [*leading, *params]
     imports = "\n".join(
         f"# k{i}: {kernel.name}, {text.comment(kernel.what)}"
         for i, kernel in enumerate(w.kernels.values())

@@ -183,7 +183,7 @@ def test_source_shows_the_ir_above_each_statement() -> None:
     assert source.count("def entry(") == 1
     # the matmul's kernel: panels, each finished by its epilogue's loop, in a module of its own
     (kernel,) = f._executable.generated.kernels
-    assert f'lib.invoke("{kernel.name}", kaddr[0], (' in source  # called at its address
+    assert f'lib.invoke("{kernel.name}", ka0, (' in source  # called at its address
     assert f"# k0: {kernel.name}" in source
     assert "def kernel(" in source
     assert "for " in source

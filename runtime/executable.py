@@ -81,6 +81,7 @@ class Executable:
         self._kaddr: tuple[Any, ...] = ()  # (where the kernels are, once compiled)
         self._variables = tuple(variables)
         self._constants = tuple(np.array(c, order="C") for c in constants)
+        self._tail: tuple[Any, ...] = self._constants  # the entry's last arguments: + kaddr
         self._n_outputs = len(generated.program.graph.outputs)
         self._n_returns = len(generated.returns)
         self._new_states = tuple(new_states)
@@ -91,7 +92,7 @@ class Executable:
         self._compiled = False
         self._mode = mode  # "eager" or "background" (see _first)
         self._python: Any = None  # the Python entry, while the entry compiles elsewhere
-        self._targets: tuple[Any, ...] | None = None  # the Python entry's kernel arguments
+        self._targets: tuple[Any, ...] | None = None  # the Python entry's _tail
         self._background: tuple | None = None  # (argument types, child process, start)
         self._kernels_done = False
         self.compile_report: list[Compiled] = []  # how each kernel was compiled
@@ -113,14 +114,11 @@ class Executable:
             arena = local.arena = np.empty(max(need, 1), np.uint8)
         return arena
 
-    def _leading(
-        self, dims: np.ndarray, need: int, kaddr: tuple[Any, ...] | None = None
-    ) -> tuple[Any, ...]:
-        kaddr = self._kaddr if kaddr is None else kaddr
+    def _leading(self, dims: np.ndarray, need: int) -> tuple[np.ndarray, ...]:
         takes_dims, takes_arena = self._takes
         if takes_arena:
-            return (*kaddr, *((dims,) if takes_dims else ()), self._arena(need))
-        return (*kaddr, dims) if takes_dims else kaddr
+            return (dims, self._arena(need)) if takes_dims else (self._arena(need),)
+        return (dims,) if takes_dims else ()
 
     def fast_path(self, finish: Callable[[list[np.ndarray]], Any]) -> Callable[..., Any]:
         """A function of the feed tuple returning `finish(outputs)`: for the simplest
@@ -133,12 +131,12 @@ class Executable:
         )
         if not simple:
             return lambda feeds: finish(self(feeds))
-        entry, constants = self._entry, self._constants
+        entry = self._entry
 
         def run(feeds: tuple[Any, ...]) -> Any:
             if self._compiled:
                 try:
-                    return finish([entry(*self._kaddr, *feeds, *constants)])
+                    return finish([entry(*feeds, *self._tail)])
                 except (TypeError, ValueError, IndexError):
                     pass  # the general path tells these apart (and converts feeds)
             return finish(self(feeds))
@@ -173,7 +171,7 @@ class Executable:
         for variable in self._in_place:
             variable.wrote_host_state()
         try:
-            result = self._entry(*self._leading(dims, need), *feeds, *states, *self._constants)
+            result = self._entry(*self._leading(dims, need), *feeds, *states, *self._tail)
         except TypeError:  # no compiled signature matches: another dtype, layout or rank
             return self._slow(feeds)
         except FeedShapeError:  # (the full check says which feed and why)
@@ -205,14 +203,14 @@ class Executable:
         states = [v.get_state() for v in self._variables]
         for variable in self._in_place:
             variable.wrote_host_state()
-        rest = (*arrays, *states, *self._constants)
+        rest = (*arrays, *states)
         try:
             if entry is not None:
                 with _COMPILE_LOCK:
                     self._kernels_ready()
-                result = entry(*self._leading(dims, need, self._python_kaddr()), *rest)
+                result = entry(*self._leading(dims, need), *rest, *self._python_tail())
             elif self._compiled:
-                result = self._entry(*self._leading(dims, need), *rest)
+                result = self._entry(*self._leading(dims, need), *rest, *self._tail)
             else:
                 result = self._first(dims, need, rest)
         except ValueError as error:
@@ -228,7 +226,7 @@ class Executable:
         # threads racing the first compile wait here instead
         with _COMPILE_LOCK:
             self._kernels_ready(rest, dims)
-            args = (*self._leading(dims, need), *rest)
+            args = (*self._leading(dims, need), *rest, *self._tail)
             if self._mode == "background" and not self._compiled:
                 self._poll()
                 if self._background is None:
@@ -241,7 +239,7 @@ class Executable:
                 self._native()
                 return result
             python = self._python
-        return python(*self._leading(dims, need, self._python_kaddr()), *rest)
+        return python(*self._leading(dims, need), *rest, *self._python_tail())
 
     # ---- compiling (under _COMPILE_LOCK)
 
@@ -255,15 +253,15 @@ class Executable:
         # (only for the Python entry: the compiled entry may type a helper's arguments
         # otherwise, and would compile it again)
         if rest is not None and self._mode == "background":
-            n_values = len(rest) - len(self._constants)  # (feeds and states: copied)
-            copies = [np.array(a, copy=True) for a in rest[:n_values]]
+            copies = [np.array(a, copy=True) for a in rest]  # (feeds and states)
             kaddr = self._kernel_args([None] * len(self.generated.kernels))
             need = int(self._arena_bytes(dims))
-            dry = (*self._leading(dims, need, kaddr), *copies, *rest[n_values:])
+            dry = (*self._leading(dims, need), *copies, *self._constants, *kaddr)
             helpers = interpreted.helper_calls(self.generated, dry)
         self.compile_report = compile_kernels(self.generated.kernels, helpers)
         if self.generated.kernels:
             self._kaddr = self._kernel_args(addresses(self.generated.kernels))
+        self._tail = (*self._constants, *self._kaddr)
         self._kernels_done = True
 
     def _kernel_args(self, where: Any) -> tuple[Any, ...]:
@@ -273,11 +271,11 @@ class Executable:
             return (where,)
         return tuple(int(w) if isinstance(w, np.integer) else w for w in where)
 
-    def _python_kaddr(self) -> tuple[Any, ...]:
-        if not self.generated.kernels:
-            return ()
+    def _python_tail(self) -> tuple[Any, ...]:
+        """The Python entry's last arguments: the constants, then the kernels' targets."""
         if self._targets is None:
-            self._targets = self._kernel_args(interpreted.targets(self.generated))
+            targets = interpreted.targets(self.generated) if self.generated.kernels else []
+            self._targets = (*self._constants, *self._kernel_args(targets))
         return self._targets
 
     def _native(self) -> None:
@@ -357,9 +355,8 @@ class Executable:
     def _entry_types(self) -> tuple:
         """The numba types of a call's arguments, as the first call passes them."""
         array = _array_type
-        leading = [numba.typeof(k) for k in self._kaddr]  # (kernels are compiled by now)
         takes_dims, takes_arena = self._takes
-        leading += [array(np.int64, 1)] * takes_dims + [array(np.uint8, 1)] * takes_arena
+        leading = [array(np.int64, 1)] * takes_dims + [array(np.uint8, 1)] * takes_arena
         graph = self.generated.program.graph
         feeds = [graph.type_of(Value(i)) for i in self.generated.program.inputs]
         return (
@@ -367,6 +364,7 @@ class Executable:
             *(array(t.dtype, t.ndim) for t in feeds),
             *(numba.typeof(v.get_state()) for v in self._variables),
             *(numba.typeof(c) for c in self._constants),
+            *(numba.typeof(k) for k in self._kaddr),  # (the kernels are compiled by now)
         )
 
     def profile(self, feeds: tuple[Any, ...], runs: int) -> Any:

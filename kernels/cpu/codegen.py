@@ -1,7 +1,7 @@
 """The CPU code generator: a kernel program becomes Python modules of numba code.
 
 Part of graphc.kernels. The entry module holds one `@numba.njit` function,
-`entry(kaddr, dims, arena, *inputs, *variables, *constants)`, that binds sizes, carves
+`entry(dims, arena, *inputs, *variables, *constants, *kaddr)`, that binds sizes, carves
 temporaries out of the arena, runs the kernels in order and returns the fetched values
 followed by the new variable states that were not computed in place. Above each
 statement of the entry is the IR line it implements.
@@ -136,12 +136,12 @@ class Generated:
     new_states: tuple[int, ...]  # variable node ids whose new array entry returns
     parallel: bool  # whether the entry splits loops across threads
     constants: tuple[int, ...]  # constant node ids the entry takes, after the variables
-    takes_dims: bool  # entry's first parameter is the dims array (after kaddr)
+    takes_dims: bool  # entry's first parameter is the dims array
     takes_arena: bool  # then the arena
 
     @property
     def kernel_params(self) -> tuple[str, ...]:
-        """The entry's first parameters, where each kernel's compiled code is (see
+        """The entry's last parameters, where each kernel's compiled code is (see
         lib.invoke), in the order of `kernels`: one int each ("ka0", "ka1"...) for at
         most KERNEL_SCALARS kernels (an int costs a dispatch less than an array), else
         one array, "kaddr"."""
@@ -645,10 +645,10 @@ def kernel_params(count: int) -> tuple[str, ...]:
 def _assemble(w: Writer, params: list[str]) -> tuple[str, bool]:
     """The entry module's source, and whether it runs kernels across threads."""
     lines = _expand(w)  # (decides the parallel kernels)
-    leading = kernel_params(len(w.kernels))
-    if leading == ("kaddr",):
+    addresses = kernel_params(len(w.kernels))
+    if addresses == ("kaddr",):
         lines = [f"ka{i} = kaddr[{i}]" for i in range(len(w.kernels))] + lines
-    params = [*leading, *params]
+    params = [*params, *addresses]
     imports = "\n".join(
         f"# k{i}: {kernel.name}, {text.comment(kernel.what)}"
         for i, kernel in enumerate(w.kernels.values())

@@ -120,7 +120,7 @@ def test_static_shapes_are_checked_inside_the_entry() -> None:
     # full check of the feeds (and its message), on the general path too
     run = f._executable
     with pytest.raises(lib.FeedShapeError):
-        run.entry(*run._kaddr, np.arange(5, dtype=np.float32), *run._constants)
+        run.entry(np.arange(5, dtype=np.float32), *run._constants, *run._kaddr)
     w = gc.Variable(np.ones(4, np.float32), name="w")
     g = gc.function([x], x * w, updates={w: w + 1.0}, device="cpu")
     g(np.ones(4, np.float32))

@@ -230,9 +230,8 @@ def cached(dispatcher: Any, argtypes: tuple) -> bool:
         return True
 
 
-def addresses(kernels: Sequence[Kernel]) -> np.ndarray:
-    """The entry's `kaddr`: where each kernel's compiled code is, in this process (every
-    kernel must be compiled: see compile_kernels)."""
-    return np.array(
-        [lib.kernel_address(kernel_dispatcher(k), signature(k)) for k in kernels], dtype=np.int64
-    )
+def register(kernels: Sequence[Kernel]) -> None:
+    """Register where each kernel's compiled code is, under its symbol, for the entries
+    that call it (kernels/cpu/lib.invoke); every kernel must be compiled."""
+    for kernel in kernels:
+        lib.register(kernel.symbol, kernel_dispatcher(kernel), signature(kernel))

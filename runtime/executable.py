@@ -37,7 +37,7 @@ from graphc.ir import Value
 from graphc.kernels.cpu.codegen import Generated
 from graphc.kernels.cpu.lib import FeedShapeError
 from graphc.runtime import cache, interpreted
-from graphc.runtime.compile import Compiled, addresses, cached, compile_kernels, fork_compile
+from graphc.runtime.compile import Compiled, cached, compile_kernels, fork_compile, register
 from graphc.state import NO_LOCKS
 from graphc.types import Sym
 
@@ -78,10 +78,8 @@ class Executable:
         self._arena_bytes = module.arena_bytes
         self._dims = generated.program.dims
         self._takes = (generated.takes_dims, generated.takes_arena)
-        self._kaddr: tuple[Any, ...] = ()  # (where the kernels are, once compiled)
         self._variables = tuple(variables)
         self._constants = tuple(np.array(c, order="C") for c in constants)
-        self._tail: tuple[Any, ...] = self._constants  # the entry's last arguments: + kaddr
         self._n_outputs = len(generated.program.graph.outputs)
         self._n_returns = len(generated.returns)
         self._new_states = tuple(new_states)
@@ -92,7 +90,6 @@ class Executable:
         self._compiled = False
         self._mode = mode  # "eager" or "background" (see _first)
         self._python: Any = None  # the Python entry, while the entry compiles elsewhere
-        self._targets: tuple[Any, ...] | None = None  # the Python entry's _tail
         self._background: tuple | None = None  # (argument types, child process, start)
         self._kernels_done = False
         self.compile_report: list[Compiled] = []  # how each kernel was compiled
@@ -131,12 +128,12 @@ class Executable:
         )
         if not simple:
             return lambda feeds: finish(self(feeds))
-        entry = self._entry
+        entry, constants = self._entry, self._constants
 
         def run(feeds: tuple[Any, ...]) -> Any:
             if self._compiled:
                 try:
-                    return finish([entry(*feeds, *self._tail)])
+                    return finish([entry(*feeds, *constants)])
                 except (TypeError, ValueError, IndexError):
                     pass  # the general path tells these apart (and converts feeds)
             return finish(self(feeds))
@@ -171,7 +168,7 @@ class Executable:
         for variable in self._in_place:
             variable.wrote_host_state()
         try:
-            result = self._entry(*self._leading(dims, need), *feeds, *states, *self._tail)
+            result = self._entry(*self._leading(dims, need), *feeds, *states, *self._constants)
         except TypeError:  # no compiled signature matches: another dtype, layout or rank
             return self._slow(feeds)
         except FeedShapeError:  # (the full check says which feed and why)
@@ -208,9 +205,9 @@ class Executable:
             if entry is not None:
                 with _COMPILE_LOCK:
                     self._kernels_ready()
-                result = entry(*self._leading(dims, need), *rest, *self._python_tail())
+                result = entry(*self._leading(dims, need), *rest, *self._constants)
             elif self._compiled:
-                result = self._entry(*self._leading(dims, need), *rest, *self._tail)
+                result = self._entry(*self._leading(dims, need), *rest, *self._constants)
             else:
                 result = self._first(dims, need, rest)
         except ValueError as error:
@@ -226,7 +223,7 @@ class Executable:
         # threads racing the first compile wait here instead
         with _COMPILE_LOCK:
             self._kernels_ready(rest, dims)
-            args = (*self._leading(dims, need), *rest, *self._tail)
+            args = (*self._leading(dims, need), *rest, *self._constants)
             if self._mode == "background" and not self._compiled:
                 self._poll()
                 if self._background is None:
@@ -239,7 +236,7 @@ class Executable:
                 self._native()
                 return result
             python = self._python
-        return python(*self._leading(dims, need), *rest, *self._python_tail())
+        return python(*self._leading(dims, need), *rest, *self._constants)
 
     # ---- compiling (under _COMPILE_LOCK)
 
@@ -254,29 +251,12 @@ class Executable:
         # otherwise, and would compile it again)
         if rest is not None and self._mode == "background":
             copies = [np.array(a, copy=True) for a in rest]  # (feeds and states)
-            kaddr = self._kernel_args([None] * len(self.generated.kernels))
             need = int(self._arena_bytes(dims))
-            dry = (*self._leading(dims, need), *copies, *self._constants, *kaddr)
+            dry = (*self._leading(dims, need), *copies, *self._constants)
             helpers = interpreted.helper_calls(self.generated, dry)
         self.compile_report = compile_kernels(self.generated.kernels, helpers)
-        if self.generated.kernels:
-            self._kaddr = self._kernel_args(addresses(self.generated.kernels))
-        self._tail = (*self._constants, *self._kaddr)
+        register(self.generated.kernels)
         self._kernels_done = True
-
-    def _kernel_args(self, where: Any) -> tuple[Any, ...]:
-        """The entry's leading arguments for `where` each kernel is (addresses, or the
-        Python entry's targets): see codegen.Generated.kernel_params."""
-        if self.generated.kernel_params == ("kaddr",):
-            return (where,)
-        return tuple(int(w) if isinstance(w, np.integer) else w for w in where)
-
-    def _python_tail(self) -> tuple[Any, ...]:
-        """The Python entry's last arguments: the constants, then the kernels' targets."""
-        if self._targets is None:
-            targets = interpreted.targets(self.generated) if self.generated.kernels else []
-            self._targets = (*self._constants, *self._kernel_args(targets))
-        return self._targets
 
     def _native(self) -> None:
         if not self._compiled:
@@ -364,7 +344,6 @@ class Executable:
             *(array(t.dtype, t.ndim) for t in feeds),
             *(numba.typeof(v.get_state()) for v in self._variables),
             *(numba.typeof(c) for c in self._constants),
-            *(numba.typeof(k) for k in self._kaddr),  # (the kernels are compiled by now)
         )
 
     def profile(self, feeds: tuple[Any, ...], runs: int) -> Any:

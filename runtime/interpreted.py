@@ -30,13 +30,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
+from numba.np import numpy_support
 
 from graphc.errors import InternalError
 from graphc.kernels.cpu import lib
 from graphc.kernels.cpu.codegen import Generated, Kernel
 from graphc.runtime import cache
-from graphc.runtime.compile import kernel_dispatcher, signature
 
 
 class _Target:
@@ -46,12 +47,13 @@ class _Target:
 
     __slots__ = ("_arrays", "_call", "name")
 
-    def __init__(self, kernel: Kernel) -> None:
-        overload = kernel_dispatcher(kernel).overloads[signature(kernel)]
-        self._call = overload.entry_point
-        self.name = kernel.name
+    def __init__(self, name: str, dispatcher: Any, argtypes: tuple) -> None:
+        self._call = dispatcher.overloads[argtypes].entry_point
+        self.name = name
         self._arrays = tuple(
-            (i, np.dtype(p[1]), p[2]) for i, p in enumerate(kernel.params) if p[0] == "array"
+            (i, numpy_support.as_dtype(t.dtype), t.ndim)
+            for i, t in enumerate(argtypes)
+            if isinstance(t, numba.types.Array)
         )
 
     def __call__(self, args: tuple[Any, ...]) -> Any:
@@ -65,7 +67,16 @@ class _Target:
         return self._call(*args)
 
 
-def _invoke(module: str, target: _Target, args: tuple[Any, ...]) -> Any:
+_TARGETS: dict[str, _Target] = {}  # by symbol (see lib.register)
+
+
+def _invoke(symbol: str, args: tuple[Any, ...]) -> Any:
+    target = _TARGETS.get(symbol)
+    if target is None:
+        found = lib.registered(symbol)
+        if found is None:
+            raise InternalError(f"no kernel is registered as {symbol}")
+        target = _TARGETS[symbol] = _Target(symbol, *found)
     return target(args)
 
 
@@ -85,12 +96,6 @@ def _shim() -> pytypes.SimpleNamespace:
     return pytypes.SimpleNamespace(**names)
 
 
-def targets(generated: Generated) -> list[_Target]:
-    """Each kernel's compiled code as the Python entry calls it, in the order of
-    `generated.kernels` (all must be compiled)."""
-    return [_Target(k) for k in generated.kernels]
-
-
 def python_entry(generated: Generated) -> Callable[..., Any]:
     """The entry function of `generated`, run as Python (see the module docstring)."""
     module = cache.load_generated(generated.source)
@@ -104,8 +109,8 @@ def python_entry(generated: Generated) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class Statement:
-    """One timed statement of the entry: what it calls ("k3" for the kernel whose
-    address is ka3, else the function, e.g. "lib.matmul_batched" or "np.ascontiguousarray";
+    """One timed statement of the entry: what it calls ("k3" for the entry's fourth
+    kernel, else the function, e.g. "lib.matmul_batched" or "np.ascontiguousarray";
     "" for plain bindings), the ops it runs and the shape it produces (from the IR
     line above it)."""
 
@@ -114,7 +119,7 @@ class Statement:
     shape: str
 
 
-_KERNEL = re.compile(r"lib\.invoke\(\"\w+\", ka(\d+),")
+_KERNEL = re.compile(r"lib\.invoke\(\"(\w+)\",")
 _CALLEE = re.compile(r"([A-Za-z_][\w.]*)\(")
 _IR = re.compile(r"^\s*# %[\d.]+(?:, %[\d.]+)* = ([\w.]+)")  # an IR line (graphc.printer)
 
@@ -132,7 +137,7 @@ def _statement(line: str, ir: str, kernels: Sequence[Kernel]) -> Statement:
     found = _KERNEL.search(line)
     op, shape = _ir_parts(ir)
     if found:
-        index = int(found.group(1))
+        index = [k.symbol for k in kernels].index(found.group(1))
         return Statement(f"k{index}", kernels[index].what, shape)
     if line.lstrip().startswith("if "):
         return Statement("(feed check)", op, shape)

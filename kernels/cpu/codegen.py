@@ -1,7 +1,7 @@
 """The CPU code generator: a kernel program becomes Python modules of numba code.
 
 Part of graphc.kernels. The entry module holds one `@numba.njit` function,
-`entry(dims, arena, *inputs, *variables, *constants, *kaddr)`, that binds sizes, carves
+`entry(dims, arena, *inputs, *variables, *constants)`, that binds sizes, carves
 temporaries out of the arena, runs the kernels in order and returns the fetched values
 followed by the new variable states that were not computed in place. Above each
 statement of the entry is the IR line it implements.
@@ -10,10 +10,10 @@ Each loop kernel (a fused group, or a single elementwise op or reduction; loops.
 a numba function, `kernel`, alone in a module named by a digest of its text, with the
 exact types its call site passes (`Arg`, `Kernel`): equal kernels are one kernel,
 compiled once per machine (runtime/compile.py) and shared by every graph and process.
-The entry calls each through its address, `lib.invoke("module", ka<i>, (args,))`, so
-its compiled code is not linked into the entry's again; the addresses (`kaddr`, or one
-int per kernel for a few: Generated.kernel_params) are passed at run time
-(runtime/executable.py). Run as Python, the same entry text drives the same
+The entry calls each through its address, `lib.invoke("<symbol>", (args,))`, so its
+compiled code is not linked into the entry's again: the runtime registers each
+kernel's address under its `Kernel.symbol` before the entry is compiled or loaded
+(lib.register, runtime/compile.py). Run as Python, the same entry text drives the same
 compiled kernels (runtime/interpreted.py): compile="background" and Function.profile.
 
 Kernels that may be large run by chunks of rows in a `prange`; row-wise neighbours
@@ -29,6 +29,7 @@ emit.py); importing `graphc.kernels.cpu.ops` loads them all.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,6 @@ PARALLEL_OPTIONS = {
 # kernels sharing one `prange` at most: a softmax's four. numba's compile time grows
 # faster than a function's length, and short groups repeat: equal groups are one kernel
 MAX_GROUP = 4
-KERNEL_SCALARS = 3  # an entry calling at most this many kernels takes their addresses as ints
 MAX_PARALLEL = 4  # a graph with at most this many chunkable kernels runs them all in parallel
 PARALLEL_WEIGHT = 256  # else only those with this many elements per run-time size unit
 CONTIGUOUS_VIEWS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
@@ -124,6 +124,13 @@ class Kernel:
     what: str  # the ops it runs, for profiles and reports
     parallel: bool  # runs its chunks across threads (a `prange`)
 
+    @property
+    def symbol(self) -> str:
+        """The name its address is registered under (lib.register): the module and
+        the argument types, which tell the overloads of one module apart."""
+        digest = hashlib.sha256(repr(self.params).encode()).hexdigest()[:12]
+        return f"{self.name}_{digest}"
+
 
 @dataclass(frozen=True)
 class Generated:
@@ -138,14 +145,6 @@ class Generated:
     constants: tuple[int, ...]  # constant node ids the entry takes, after the variables
     takes_dims: bool  # entry's first parameter is the dims array
     takes_arena: bool  # then the arena
-
-    @property
-    def kernel_params(self) -> tuple[str, ...]:
-        """The entry's last parameters, where each kernel's compiled code is (see
-        lib.invoke), in the order of `kernels`: one int each ("ka0", "ka1"...) for at
-        most KERNEL_SCALARS kernels (an int costs a dispatch less than an array), else
-        one array, "kaddr"."""
-        return kernel_params(len(self.kernels))
 
     @property
     def listing(self) -> str:
@@ -171,7 +170,7 @@ class Writer:
         self.chunked: list[_Chunked] = []  # kernels that may run by chunks (see _expand)
         self.hoistable: set[int] = set()  # lines binding an output's storage
         # by module name and parameter types, in order of first use: the entry calls
-        # the i-th as `k<i>`, at `ka<i>` (see Generated.kernel_params)
+        # (the listing calls the i-th `k<i>`)
         self.kernels: dict[tuple[str, tuple[Param, ...]], Kernel] = {}
         self.carved: dict[tuple[int, TensorType], str] = {}  # (buffer, type) -> its array
         self._counter = 0
@@ -250,9 +249,8 @@ class Writer:
         params = tuple(a.param for a in args)
         if (name, params) not in self.kernels:
             self.kernels[name, params] = Kernel(name, source, params, what, parallel)
-        index = list(self.kernels).index((name, params))
         call = "".join(a.call_expr() + ", " for a in args)
-        return f'lib.invoke("{name}", ka{index}, ({call}))'
+        return f'lib.invoke("{self.kernels[name, params].symbol}", ({call}))'
 
     def run_kernel(
         self,
@@ -635,22 +633,11 @@ def _arena_function(w: Writer) -> list[str]:
     return lines
 
 
-def kernel_params(count: int) -> tuple[str, ...]:
-    """The entry's parameters for the addresses of `count` kernels (Generated.kernel_params)."""
-    if count > KERNEL_SCALARS:
-        return ("kaddr",)
-    return tuple(f"ka{i}" for i in range(count))
-
-
 def _assemble(w: Writer, params: list[str]) -> tuple[str, bool]:
     """The entry module's source, and whether it runs kernels across threads."""
-    lines = _expand(w)  # (decides the parallel kernels)
-    addresses = kernel_params(len(w.kernels))
-    if addresses == ("kaddr",):
-        lines = [f"ka{i} = kaddr[{i}]" for i in range(len(w.kernels))] + lines
-    params = [*params, *addresses]
+    lines = _expand(w)
     imports = "\n".join(
-        f"# k{i}: {kernel.name}, {text.comment(kernel.what)}"
+        f"# k{i}: {kernel.symbol}, {text.comment(kernel.what)}"
         for i, kernel in enumerate(w.kernels.values())
     )
     parts = [_header("the entry function of one graph"), planning.source_types(w.program)]

@@ -13,11 +13,14 @@ depend on exact evaluation order).
 
 from __future__ import annotations
 
-import sys
+import ctypes
+import threading
 from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm
+from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
@@ -266,16 +269,33 @@ as_a.__doc__ = "Any array, typed as a writable array of any layout (strided)."
 # ---- calling a compiled kernel through its address (see codegen.Writer.call_kernel)
 #
 # A kernel called the usual way is linked into its caller: the entry's module would get
-# a copy of every kernel's code, which LLVM optimizes and translates to machine code
-# again. Called through its address instead, a kernel is compiled once, in its own
-# module, and the entry holds only the call. The address comes at run time (the
-# entry's `kaddr` argument), so the entry's cached code stays valid in every process.
+# a copy of every kernel's code, which LLVM may inline and optimize again (into code
+# that need not round as the kernel alone does). Called through its address instead, a
+# kernel is compiled once, in its own module, and every caller runs that code. The
+# entry reads the address from a symbol of this process (`register`), named after the
+# kernel's module and argument types, so its cached code is valid in every process.
+
+_REGISTERED: dict[str, tuple[Any, tuple, Any]] = {}  # symbol -> (dispatcher, types, cell)
+_REGISTER_LOCK = threading.Lock()
 
 
-def kernel_address(dispatcher: Any, signature: tuple) -> int:
-    """The address of `dispatcher`'s compiled native function for `signature`."""
-    result = dispatcher.overloads[signature]
-    return int(result.library.get_pointer_to_function(result.fndesc.llvm_func_name))
+def register(symbol: str, dispatcher: Any, argtypes: tuple) -> None:
+    """Make `symbol` hold the address of `dispatcher`'s compiled code for `argtypes`
+    (it must be compiled), for the entries that call it (`invoke`); once per process."""
+    with _REGISTER_LOCK:
+        if symbol in _REGISTERED:
+            return
+        compiled = dispatcher.overloads[argtypes]
+        address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
+        cell = ctypes.c_int64(int(address))  # (kept alive here: the symbol points at it)
+        llvm.add_symbol(symbol, ctypes.addressof(cell))
+        _REGISTERED[symbol] = (dispatcher, argtypes, cell)
+
+
+def registered(symbol: str) -> tuple[Any, tuple] | None:
+    """The (dispatcher, argument types) registered under `symbol`, if any."""
+    found = _REGISTERED.get(symbol)
+    return None if found is None else found[:2]
 
 
 def _unliteral(t: types.Type) -> types.Type:
@@ -285,32 +305,36 @@ def _unliteral(t: types.Type) -> types.Type:
 
 
 @intrinsic(prefer_literal=True)
-def invoke(typingctx, module, address, args):  # type: ignore[no-untyped-def]
-    """invoke("module", address, (args...)): call the code at `address`, which is the
-    compiled overload of the generated module's `kernel` for exactly the types of
-    `args` (int literals count as intp). Typing refuses types the kernel was not
-    compiled for: a call through an address cannot check them at run time."""
-    if not isinstance(module, types.StringLiteral) or not isinstance(args, types.BaseTuple):
-        raise TypingError('lib.invoke takes "module", an address and a tuple of arguments')
-    loaded = sys.modules.get(module.literal_value)
-    if loaded is None:
-        raise TypingError(f"generated module {module.literal_value} is not loaded")
+def invoke(typingctx, symbol, args):  # type: ignore[no-untyped-def]
+    """invoke("symbol", (args...)): call the kernel registered under `symbol` (its
+    compiled code for exactly the types of `args`; int literals count as intp). Typing
+    refuses an unregistered symbol or other types: a call through an address cannot
+    check them at run time."""
+    if not isinstance(symbol, types.StringLiteral) or not isinstance(args, types.BaseTuple):
+        raise TypingError('lib.invoke takes "symbol" and a tuple of arguments')
+    found = registered(symbol.literal_value)
+    if found is None:
+        raise TypingError(f"no kernel is registered as {symbol.literal_value}")
+    dispatcher, declared = found
     given = tuple(args.types)
     argtypes = tuple(_unliteral(t) for t in given)
-    compiled = loaded.kernel.overloads.get(argtypes)
-    if compiled is None:
-        known = list(loaded.kernel.overloads)
-        raise TypingError(f"a kernel called with {argtypes} is compiled only for {known}")
-    restype = compiled.signature.return_type
+    if argtypes != declared:
+        raise TypingError(f"a kernel compiled for {declared} is called with {argtypes}")
+    restype = dispatcher.overloads[declared].signature.return_type
+    name = symbol.literal_value
 
     def codegen(context, builder, signature, llargs):  # type: ignore[no-untyped-def]
-        packed = llargs[2]
+        packed = llargs[1]
         values = [
             context.cast(builder, builder.extract_value(packed, i), t, u)
             for i, (t, u) in enumerate(zip(given, argtypes, strict=True))
         ]
+        cell = builder.module.globals.get(name)
+        if cell is None:
+            cell = ir.GlobalVariable(builder.module, ir.IntType(64), name)
+            cell.linkage = "external"
         function_type = context.call_conv.get_function_type(restype, argtypes)
-        pointer = builder.inttoptr(llargs[1], function_type.as_pointer())
+        pointer = builder.inttoptr(builder.load(cell), function_type.as_pointer())
         status, result = context.call_conv.call_function(
             builder, pointer, restype, argtypes, values
         )
@@ -318,4 +342,4 @@ def invoke(typingctx, module, address, args):  # type: ignore[no-untyped-def]
             context.call_conv.return_status_propagate(builder, status)
         return result
 
-    return restype(module, address, args), codegen
+    return restype(symbol, args), codegen

@@ -3,6 +3,7 @@ fresh outputs, arenas, variable updates in place, and the generated source."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import strategies
@@ -120,7 +121,7 @@ def test_static_shapes_are_checked_inside_the_entry() -> None:
     # full check of the feeds (and its message), on the general path too
     run = f._executable
     with pytest.raises(lib.FeedShapeError):
-        run.entry(np.arange(5, dtype=np.float32), *run._constants, *run._kaddr)
+        run.entry(np.arange(5, dtype=np.float32), *run._constants)
     w = gc.Variable(np.ones(4, np.float32), name="w")
     g = gc.function([x], x * w, updates={w: w + 1.0}, device="cpu")
     g(np.ones(4, np.float32))
@@ -183,8 +184,9 @@ def test_source_shows_the_ir_above_each_statement() -> None:
     assert source.count("def entry(") == 1
     # the matmul's kernel: panels, each finished by its epilogue's loop, in a module of its own
     (kernel,) = f._executable.generated.kernels
-    assert f'lib.invoke("{kernel.name}", ka0, (' in source  # called at its address
-    assert f"# k0: {kernel.name}" in source
+    assert kernel.symbol.startswith(kernel.name)
+    assert f'lib.invoke("{kernel.symbol}", (' in source  # called at its address
+    assert f"# k0: {kernel.symbol}" in source
     assert "def kernel(" in source
     assert "for " in source
     assert "lib.dot_rows(" in source
@@ -214,3 +216,27 @@ def test_names_with_line_breaks_compile(name: str) -> None:
     fn = gc.function([x], gc.sum(x * w, axis=1), updates={w: w + 1.0}, device="cpu")
     np.testing.assert_array_equal(fn(np.ones((2, 3))), [6.0, 6.0])
     np.testing.assert_array_equal(fn(np.ones((2, 3))), [9.0, 9.0])
+
+
+def test_kernels_are_called_only_with_the_types_they_were_compiled_for() -> None:
+    """lib.invoke calls a kernel through an address, which cannot check its arguments
+    at run time: typing refuses an unregistered kernel and any other argument types."""
+    x = gc.placeholder((3,), "float64", name="x")
+    f = gc.function([x], gc.tanh(x) * 2.0, device="cpu")
+    np.testing.assert_allclose(f(np.ones(3)), np.tanh(np.ones(3)) * 2.0)
+    (kernel,) = f._executable.generated.kernels
+    assert lib.registered(kernel.symbol) is not None
+    symbol = kernel.symbol
+
+    @numba.njit
+    def unknown(a):  # type: ignore[no-untyped-def]
+        lib.invoke("graphc_no_such_kernel", (a,))
+
+    @numba.njit
+    def other_types(a):  # type: ignore[no-untyped-def]
+        lib.invoke(symbol, (a, a))
+
+    with pytest.raises(numba.core.errors.TypingError, match="no kernel is registered"):
+        unknown(np.zeros(3))
+    with pytest.raises(numba.core.errors.TypingError, match="is called with"):
+        other_types(np.zeros(3, np.float32))

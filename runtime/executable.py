@@ -267,19 +267,21 @@ class Executable:
     def _start_background(self, argtypes: tuple) -> None:
         """Compile the entry for `argtypes` in a child process, unless numba's cache has
         it; meanwhile calls run the Python entry."""
-        self._background = (argtypes, None, time.perf_counter())
         if cached(self._entry, argtypes):
+            self._background = (argtypes, None, time.perf_counter())
             self._native()
             return
-        self._python = interpreted.python_entry(self.generated)
+        python = interpreted.python_entry(self.generated)
         child = fork_compile([(self._entry, argtypes)])
         if child is None:  # (no fork here: compile now)
             self._entry.compile(argtypes)
+            self._background = (argtypes, None, time.perf_counter())
             self._native()
             return
+        self._python = python
         self._background = (argtypes, child, time.perf_counter())
 
-    def _poll(self, block: float | None = 0.0) -> None:
+    def _poll(self) -> None:
         """Switch to the compiled entry once the background compile is done: loaded
         from the cache the child filled, or compiled here if the child failed or ran
         past BACKGROUND_LIMIT seconds."""
@@ -288,8 +290,6 @@ class Executable:
         argtypes, child, started = self._background
         if child is None:
             return
-        if block != 0.0:
-            child.join(block)
         if child.exitcode is None:
             if time.perf_counter() - started < BACKGROUND_LIMIT:
                 return
@@ -323,13 +323,15 @@ class Executable:
                     self._native()
             if self._compiled:
                 return True
-            child = self._background[1] if self._background else None
+            _, child, started = self._background or (None, None, 0.0)
         if child is not None:
-            child.join(timeout)
-            if child.exitcode is None:
+            # (a child past BACKGROUND_LIMIT is replaced by a compile here: _poll)
+            remaining = max(0.0, BACKGROUND_LIMIT - (time.perf_counter() - started))
+            child.join(remaining if timeout is None else min(timeout, remaining))
+            if child.exitcode is None and timeout is not None and timeout < remaining:
                 return False
         with _COMPILE_LOCK:
-            self._poll(None)
+            self._poll()
         return self._compiled
 
     def _entry_types(self) -> tuple:

@@ -145,6 +145,18 @@ def test_a_child_that_fails_or_hangs_is_replaced_by_a_compile_here(
     np.testing.assert_array_equal(twin(*batch)[0], second[0])
 
 
+def test_wait_does_not_wait_for_a_stuck_child_past_the_limit(
+    held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fn = _mlp_step("background", seed=3)
+    fn(*_batches(1)[0])
+    assert fn.compiled == "interpreted"
+    monkeypatch.setattr(executable, "BACKGROUND_LIMIT", 0.2)
+    assert fn.wait() is True  # (the child never finishes: compiled here instead)
+    assert held[0].killed
+    assert fn.compiled == "native"
+
+
 def test_errors_in_the_python_entry_are_the_compiled_entry_errors(held) -> None:
     table = gc.Variable(np.arange(12.0).reshape(4, 3), name="table")
     index = gc.placeholder((None,), "int64", name="index")

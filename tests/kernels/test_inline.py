@@ -114,6 +114,7 @@ OVERLOADS = textwrap.dedent(
         "close": all(np.allclose(g, r, rtol=1e-5, atol=1e-6) for g, r in zip(got, want)),
         "reported": sorted(c.name for c in f.report().kernels),
         "kernels": sorted(k.name for k in f._executable.generated.kernels),
+        "origins": sorted({c.origin for c in f.report().kernels}),
     }))
     """
 )
@@ -133,6 +134,13 @@ def test_each_kernel_is_compiled_once_for_the_types_its_call_passes(tmp_path) ->
     assert result["counts"]
     assert all(n == 1 for n in result["counts"].values()), result
     assert result["reported"] == result["kernels"]
+    # a second process finds every kernel in the disk cache, and loads it itself
+    done = subprocess.run(
+        [sys.executable, "-c", OVERLOADS], env=env, capture_output=True, text=True, check=True
+    )
+    again = json.loads(done.stdout.strip().splitlines()[-1])
+    assert again["close"]
+    assert again["origins"] == ["cache"], again
 
 
 def _chunked(work: str) -> codegen._Chunked:

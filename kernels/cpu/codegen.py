@@ -169,8 +169,8 @@ class Writer:
         self.used: set[Value] = set()  # values some statement reads
         self.chunked: list[_Chunked] = []  # kernels that may run by chunks (see _expand)
         self.hoistable: set[int] = set()  # lines binding an output's storage
-        # by module name and parameter types, in order of first use: the entry calls
-        # (the listing calls the i-th `k<i>`)
+        # by module name and parameter types (one per overload), in order of first use;
+        # the entry's comments call the i-th `k<i>`
         self.kernels: dict[tuple[str, tuple[Param, ...]], Kernel] = {}
         self.carved: dict[tuple[int, TensorType], str] = {}  # (buffer, type) -> its array
         self._counter = 0

@@ -253,7 +253,8 @@ class Function:
         `trace` a path, a Chrome trace written there (Perfetto opens it). The calls are
         real: variable updates apply. The statements run through the Python entry
         (runtime/interpreted.py) with a clock around each, so the time between them is
-        Python's, not the compiled entry's; device="cpu" only."""
+        Python's, not the compiled entry's; device="cpu" only. (An input named `runs`
+        or `trace` is passed positionally.)"""
         if self.device != "cpu":
             raise DeviceError(f"profile() times CPU kernels; this function runs on {self.device}")
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:

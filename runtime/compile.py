@@ -118,14 +118,6 @@ def _helper_unit(dispatcher: Any, argtypes: tuple) -> _Unit:
     return _Unit(name, "library helper", dispatcher, argtypes, HELPER_COST)
 
 
-def _compile(unit: _Unit) -> str:
-    """Compile (or load) `unit` here; "cache" or "compiled"."""
-    dispatcher = unit.dispatcher
-    hits = sum(dispatcher.stats.cache_hits.values())
-    dispatcher.compile(unit.argtypes)
-    return "cache" if sum(dispatcher.stats.cache_hits.values()) > hits else "compiled"
-
-
 def _child(work: Sequence[tuple[Any, tuple]]) -> None:  # pragma: no cover - a forked child
     # (dispatchers resolved before the fork: the child takes none of this process's locks
     # but numba's compile lock, which the forking thread held, so it is the child's)
@@ -148,8 +140,6 @@ def compile_kernels(
         start = time.perf_counter()
         if unit.argtypes in unit.dispatcher.overloads:
             report.append(Compiled(unit.name, unit.what, "process", 0.0))
-        elif unit in missing:
-            continue
         elif cached(unit.dispatcher, unit.argtypes):  # (no child needed to load it)
             report.append(Compiled(unit.name, unit.what, "cache", time.perf_counter() - start))
         else:
@@ -166,8 +156,8 @@ def compile_kernels(
     began = time.perf_counter()
     for unit in shares[0]:
         start = time.perf_counter()
-        origin = _compile(unit)
-        report.append(Compiled(unit.name, unit.what, origin, time.perf_counter() - start))
+        unit.dispatcher.compile(unit.argtypes)
+        report.append(Compiled(unit.name, unit.what, "compiled", time.perf_counter() - start))
     # the shares are balanced: a child far slower than this process is stuck, and its
     # share is compiled here instead
     patience = CHILD_GRACE + CHILD_FACTOR * (time.perf_counter() - began)
@@ -179,9 +169,11 @@ def compile_kernels(
             child.join()
         for unit in share:
             start = time.perf_counter()
-            origin = _compile(unit)
-            if delivered and origin == "cache":
-                origin = "worker"
+            if cached(unit.dispatcher, unit.argtypes):
+                origin = "worker" if delivered else "cache"
+            else:
+                unit.dispatcher.compile(unit.argtypes)
+                origin = "compiled"
             report.append(Compiled(unit.name, unit.what, origin, time.perf_counter() - start))
     return report
 

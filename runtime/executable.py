@@ -37,7 +37,14 @@ from graphc.ir import Value
 from graphc.kernels.cpu.codegen import Generated
 from graphc.kernels.cpu.lib import FeedShapeError
 from graphc.runtime import cache, interpreted
-from graphc.runtime.compile import Compiled, cached, compile_kernels, fork_compile, register
+from graphc.runtime.compile import (
+    Compiled,
+    cached,
+    compile_kernels,
+    fork_compile,
+    numba_type,
+    register,
+)
 from graphc.state import NO_LOCKS
 from graphc.types import Sym
 
@@ -46,10 +53,6 @@ _EMPTY_ARENA = np.zeros(0, np.uint8)
 _COMPILE_LOCK = threading.Lock()
 _MAX_SHAPE_KEYS = 256
 BACKGROUND_LIMIT = 1800.0  # seconds a background compile may take before it is redone here
-
-
-def _array_type(dtype: Any, ndim: int) -> Any:
-    return numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C")
 
 
 Validate = Callable[[tuple[Any, ...]], tuple[list[np.ndarray], dict[Sym, int]]]
@@ -336,7 +339,10 @@ class Executable:
 
     def _entry_types(self) -> tuple:
         """The numba types of a call's arguments, as the first call passes them."""
-        array = _array_type
+
+        def array(dtype: Any, ndim: int) -> Any:
+            return numba_type(("array", np.dtype(dtype).name, ndim, "C"))
+
         takes_dims, takes_arena = self._takes
         leading = [array(np.int64, 1)] * takes_dims + [array(np.uint8, 1)] * takes_arena
         graph = self.generated.program.graph

@@ -98,10 +98,8 @@ def _shim() -> pytypes.SimpleNamespace:
 
 def python_entry(generated: Generated) -> Callable[..., Any]:
     """The entry function of `generated`, run as Python (see the module docstring)."""
-    module = cache.load_generated(generated.source)
-    function = module.entry.py_func
-    namespace = dict(function.__globals__, lib=_shim())
-    return pytypes.FunctionType(function.__code__, namespace, "entry")
+    module, entry, _ = _entry_tree(generated)
+    return _function(module, entry)
 
 
 # ------------------------------------------------------------------ profiling

@@ -13,18 +13,30 @@ Traits used by passes and tests:
   source       a graph input: placeholder, constant or variable
   stateful     reads or writes state: never merged or dropped
   multiple_outputs  may have several results (split, topk): gradient rules get tuples
+
+Gradient rules build their results with the front end, which imports this module to
+build nodes. So rules do not import the front end: they receive it, as the `api`
+argument that `OpDef.vjp` passes them (graphc.autodiff makes it). Neither this module
+nor graphc/ops imports graphc.api, graphc.tensor, graphc.autodiff or graphc.function;
+tests/test_layering.py checks.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError
+from graphc.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    DTypeError,
+    InternalError,
+    UnsupportedError,
+)
 
 
 class ConstArray:
@@ -177,8 +189,11 @@ class OpDef:
 
     infer(*input_types, **attrs) -> TensorType or tuple of them; raises ShapeError/DTypeError
     reference(*arrays, **attrs) -> ndarray or tuple, exactly of the inferred types
-    grad(g, out, *inputs, **attrs) -> one symbolic gradient (or None: no gradient) per
-        input, or NOT_DIFFERENTIABLE; g and out are tuples for multiple_outputs ops
+    grad(api, g, out, *inputs, **attrs) -> one symbolic gradient (or None: no gradient)
+        per input, or NOT_DIFFERENTIABLE; g is the cotangent of out, both tuples for
+        multiple_outputs ops. `api` is what the rule builds with: the op functions of
+        graphc.api (api.where, api.matmul, ...) and api.build / api.build1 for the ops
+        that have none (graphc.autodiff.RuleAPI). Tensor operators (g * y) work as well.
     """
 
     name: str
@@ -215,16 +230,36 @@ class OpDef:
             complete[key] = value
         return Attrs(complete)
 
+    def vjp(
+        self,
+        api: Any,
+        attrs: Mapping[str, Any],
+        inputs: Sequence[Any],
+        outputs: Sequence[Any],
+        cotangents: Sequence[Any],
+    ) -> list[Any]:
+        """The gradient rule applied to one node: a gradient (or None) per input.
+
+        `cotangents` holds one per output (zeros where none flows); the rule gets them and
+        the outputs as tuples for a multiple_outputs op, alone otherwise."""
+        if self.grad is None:
+            raise UnsupportedError(f"{self.name} has no gradient rule yet")
+        if isinstance(self.grad, _NotDifferentiable):
+            return [None] * len(inputs)
+        if "multiple_outputs" in self.traits:
+            g, out = tuple(cotangents), tuple(outputs)
+        else:
+            (g,), (out,) = cotangents, outputs
+        gradients = list(self.grad(api, g, out, *inputs, **attrs))
+        if len(gradients) != len(inputs):
+            raise InternalError(
+                f"the gradient rule of {self.name} gave {len(gradients)} gradients "
+                f"for {len(inputs)} inputs"
+            )
+        return gradients
+
 
 REGISTRY: dict[str, OpDef] = {}
-
-
-def front_end() -> Any:
-    """The `graphc.api` module, for gradient rules: they build symbolic values, and ops
-    are registered before the front end is imported."""
-    import graphc.api
-
-    return graphc.api
 
 
 def register(opdef: OpDef) -> OpDef:

@@ -3,7 +3,7 @@
 Part of the IR core. Every Tensor is a value of the process-wide default graph, as in
 TensorFlow 1.x: building an expression adds nodes to it, and `graphc.function` later
 extracts the part that its outputs need. Operators delegate to the op functions of
-`graphc.api`.
+`graphc.api`, which builds on this module and so is imported when first used.
 
 The default graph forgets what nobody can reach. Each node has an anchor, which holds
 the node, its inputs' anchors and, for a variable, the variable's state; Tensors hold
@@ -24,7 +24,6 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError, InternalError, ShapeError
 from graphc.ir import Graph, GraphBuilder, Node, Value, located
-from graphc.registry import front_end
 from graphc.state import VariableState
 from graphc.types import Sym, TensorType
 
@@ -32,17 +31,22 @@ _names = itertools.count()
 
 
 class _Anchor:
-    """Keeps one node of the default graph alive: the node, its inputs' anchors and, for
-    a variable node, the variable's state."""
+    """Keeps one node of a default graph alive: the node, its inputs' anchors and, for a
+    variable node, the variable's state. It also names the graph the node belongs to."""
 
-    __slots__ = ("__weakref__", "inputs", "node", "state")
+    __slots__ = ("__weakref__", "builder", "inputs", "node", "state")
 
     def __init__(
-        self, node: Node, inputs: tuple[_Anchor, ...], state: VariableState | None
+        self,
+        node: Node,
+        inputs: tuple[_Anchor, ...],
+        state: VariableState | None,
+        builder: DefaultGraph,
     ) -> None:
         self.node = node
         self.inputs = inputs
         self.state = state
+        self.builder = builder
 
 
 class DefaultGraph(GraphBuilder):
@@ -80,8 +84,12 @@ class DefaultGraph(GraphBuilder):
         state: VariableState | None = None,
     ) -> tuple[Tensor, ...]:
         """Add a node of `op` and return its outputs as Tensors."""
+        for t in inputs:
+            if t.builder is not self:
+                # its node id would name a different node here
+                raise located(op, ArgumentError, f"{t!r} belongs to another graph")
         node = self.make(op, [t.ref for t in inputs], attrs, name=name, origin=origin)
-        anchor = _Anchor(node, tuple(t.anchor for t in inputs), state)
+        anchor = _Anchor(node, tuple(t.anchor for t in inputs), state, self)
         self._anchors[node.id] = anchor
         return tuple(Tensor(v, anchor) for v in node.outputs)
 
@@ -116,6 +124,14 @@ class DefaultGraph(GraphBuilder):
 DEFAULT_BUILDER = DefaultGraph()
 
 
+def _front_end() -> Any:
+    """The `graphc.api` module, for Tensor's operators and methods. It imports this
+    module, so it is imported when an operator is first used, not above."""
+    import graphc.api
+
+    return graphc.api
+
+
 class Tensor:
     """A symbolic value: one output of a node of the default graph."""
 
@@ -129,6 +145,12 @@ class Tensor:
     @property
     def node(self) -> Node:
         return self.anchor.node
+
+    @property
+    def builder(self) -> DefaultGraph:
+        """The graph this Tensor is a value of (DEFAULT_BUILDER, unless another DefaultGraph
+        made it)."""
+        return self.anchor.builder
 
     @property
     def type(self) -> TensorType:
@@ -184,111 +206,111 @@ class Tensor:
         return self is not other
 
     def __add__(self, other: Any) -> Tensor:
-        return front_end().add(self, other)
+        return _front_end().add(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return front_end().add(other, self)
+        return _front_end().add(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return front_end().subtract(self, other)
+        return _front_end().subtract(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return front_end().subtract(other, self)
+        return _front_end().subtract(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return front_end().multiply(self, other)
+        return _front_end().multiply(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return front_end().multiply(other, self)
+        return _front_end().multiply(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return front_end().divide(self, other)
+        return _front_end().divide(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return front_end().divide(other, self)
+        return _front_end().divide(other, self)
 
     def __floordiv__(self, other: Any) -> Tensor:
-        return front_end().floor_divide(self, other)
+        return _front_end().floor_divide(self, other)
 
     def __rfloordiv__(self, other: Any) -> Tensor:
-        return front_end().floor_divide(other, self)
+        return _front_end().floor_divide(other, self)
 
     def __mod__(self, other: Any) -> Tensor:
-        return front_end().mod(self, other)
+        return _front_end().mod(self, other)
 
     def __rmod__(self, other: Any) -> Tensor:
-        return front_end().mod(other, self)
+        return _front_end().mod(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return front_end().power(self, other)
+        return _front_end().power(self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return front_end().power(other, self)
+        return _front_end().power(other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return front_end().matmul(self, other)
+        return _front_end().matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return front_end().matmul(other, self)
+        return _front_end().matmul(other, self)
 
     def __neg__(self) -> Tensor:
-        return front_end().negative(self)
+        return _front_end().negative(self)
 
     def __pos__(self) -> Tensor:
         return self
 
     def __abs__(self) -> Tensor:
-        return front_end().abs(self)
+        return _front_end().abs(self)
 
     def __lt__(self, other: Any) -> Tensor:
-        return front_end().less(self, other)
+        return _front_end().less(self, other)
 
     def __le__(self, other: Any) -> Tensor:
-        return front_end().less_equal(self, other)
+        return _front_end().less_equal(self, other)
 
     def __gt__(self, other: Any) -> Tensor:
-        return front_end().greater(self, other)
+        return _front_end().greater(self, other)
 
     def __ge__(self, other: Any) -> Tensor:
-        return front_end().greater_equal(self, other)
+        return _front_end().greater_equal(self, other)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return front_end().getitem(self, index)
+        return _front_end().getitem(self, index)
 
     def abs(self) -> Tensor:
-        return front_end().abs(self)
+        return _front_end().abs(self)
 
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], Sequence):
             shape = tuple(shape[0])
-        return front_end().reshape(self, shape)
+        return _front_end().reshape(self, shape)
 
     def transpose(self, *axes: Any) -> Tensor:
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], Sequence)):
             axes = axes[0]
-        return front_end().transpose(self, axes or None)
+        return _front_end().transpose(self, axes or None)
 
     @property
     def T(self) -> Tensor:
-        return front_end().transpose(self)
+        return _front_end().transpose(self)
 
     def astype(self, dtype: Any) -> Tensor:
-        return front_end().cast(self, dtype)
+        return _front_end().cast(self, dtype)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return front_end().sum(self, axis=axis, keepdims=keepdims)
+        return _front_end().sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return front_end().mean(self, axis=axis, keepdims=keepdims)
+        return _front_end().mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return front_end().max(self, axis=axis, keepdims=keepdims)
+        return _front_end().max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return front_end().min(self, axis=axis, keepdims=keepdims)
+        return _front_end().min(self, axis=axis, keepdims=keepdims)
 
     def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return front_end().prod(self, axis=axis, keepdims=keepdims)
+        return _front_end().prod(self, axis=axis, keepdims=keepdims)
 
 
 def build(

@@ -9,12 +9,19 @@ Walks every source file of graphc/, passes/, kernels/ and runtime/ with the stdl
 - kernels/ imports the IR core, never graphc.passes or graphc.runtime;
 - runtime/ imports the IR core and graphc.kernels, never graphc.passes;
 - the orchestration modules (function, format, cli) sit on top and may import anything;
-- only kernels/cuda/ and runtime/cuda.py import numba.cuda.
+- only kernels/cuda/ and runtime/cuda.py import numba.cuda;
+- inside the IR core, the registry and the op modules (graphc/ops/) sit below the front
+  end: they import nothing of graphc.api, graphc.tensor, graphc.autodiff or
+  graphc.function. The front end imports the registry to build nodes, and gradient rules
+  are handed the API they build with (OpDef.vjp), so nothing there needs it.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +46,12 @@ LOWER_LAYERS = ("graphc.passes", "graphc.kernels", "graphc.runtime")
 # orchestration modules, but must not pull in the lower layers itself.
 FORBIDDEN_FOR_FACADE = LOWER_LAYERS
 FORBIDDEN_FOR_CORE = LOWER_LAYERS + ORCHESTRATION
+
+# The front end: the symbolic Tensor and op functions, and the graph transformation and
+# compile step built on them. The registry and the op definitions sit below it.
+FRONT_END = ("graphc.api", "graphc.tensor", "graphc.autodiff", "graphc.function")
+BELOW_FRONT_END = ("graphc.registry", "graphc.ops")
+FORBIDDEN_FOR_OPS = FORBIDDEN_FOR_CORE + FRONT_END
 FORBIDDEN_FOR_PASSES = ("graphc.kernels", "graphc.runtime", *ORCHESTRATION)
 FORBIDDEN_FOR_KERNELS = ("graphc.passes", "graphc.runtime", *ORCHESTRATION)
 FORBIDDEN_FOR_RUNTIME = ("graphc.passes", *ORCHESTRATION)
@@ -130,6 +143,8 @@ def forbidden_for(module: str) -> tuple[str, ...]:
         return FORBIDDEN_FOR_KERNELS
     if is_within(module, "graphc.runtime"):
         return FORBIDDEN_FOR_RUNTIME
+    if any(is_within(module, below) for below in BELOW_FRONT_END):
+        return FORBIDDEN_FOR_OPS
     return FORBIDDEN_FOR_CORE
 
 
@@ -221,6 +236,72 @@ def test_checker_finds_every_upward_import_in_a_synthetic_pass():
     }
 
 
+SYNTHETIC_OP_MODULE = """
+from graphc import dtypes
+from graphc.registry import OpDef, register
+from graphc.types import TensorType
+from ..tensor import build1
+from .. import api
+
+def _grad(api, g, y, x):
+    import graphc.autodiff
+    from graphc.api.elementwise import where
+    from graphc import function
+    import importlib
+    importlib.import_module("graphc.tensor")
+    return [g]
+"""
+
+
+def test_checker_finds_every_front_end_import_in_a_synthetic_op_module():
+    messages = violations_in(SYNTHETIC_OP_MODULE, "graphc.ops.fake", is_package=False)
+    flagged = {message.split(" imports ")[1].split(" ")[0] for message in messages}
+    assert flagged == {
+        "graphc.tensor",
+        "graphc.tensor.build1",
+        "graphc.api",
+        "graphc.autodiff",
+        "graphc.api.elementwise",
+        "graphc.api.elementwise.where",
+        "graphc.function",
+    }
+
+
+def test_op_modules_import_without_the_front_end():
+    """Registering every op loads none of the front end (the import-time twin of the ast
+    walk above, which would miss an import hidden from it).
+
+    `import graphc.ops` runs graphc/__init__.py first, and that imports the whole front
+    end, so the child process puts a bare `graphc` package in its place: then the
+    registry and the op modules load exactly what they import themselves."""
+    script = textwrap.dedent(
+        """
+        import sys, types
+        package = types.ModuleType("graphc")
+        package.__path__ = [sys.argv[1]]
+        sys.modules["graphc"] = package
+        import graphc.ops
+        from graphc.registry import REGISTRY
+        loaded = sorted(m for m in sys.modules if m.startswith("graphc."))
+        print(len(REGISTRY), " ".join(loaded))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(REPO_ROOT / "graphc")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    registered, loaded = result.stdout.split(maxsplit=1)
+    assert int(registered) > 50, result.stdout  # every family registered its ops
+    modules = loaded.split()
+    assert "graphc.ops.elementwise" in modules
+    front_end = [m for m in modules if any(is_within(m, f) for f in FRONT_END)]
+    assert not front_end, f"importing graphc.ops loaded {front_end}"
+
+
 @pytest.mark.parametrize(
     ("source", "module", "is_package", "is_violation"),
     [
@@ -231,6 +312,18 @@ def test_checker_finds_every_upward_import_in_a_synthetic_pass():
         ("from .. import registry", "graphc.ops.linalg", False, False),
         ("from .elementwise import unary", "graphc.ops", True, False),
         ("import graphc.cli", "graphc.autodiff", False, True),
+        # the registry and the op modules sit below the front end
+        ("from graphc.tensor import build1", "graphc.ops.index", False, True),
+        ("from graphc import api", "graphc.ops.linalg", False, True),
+        ("from ..autodiff import fit_to", "graphc.ops.shape", False, True),
+        ("import graphc.api", "graphc.registry", False, True),
+        ("from . import elementwise", "graphc.ops", True, False),
+        ("from graphc.types import TensorType", "graphc.registry", False, False),
+        # the front end itself builds on the registry and on itself
+        ("from graphc.tensor import build1", "graphc.api.shape", False, False),
+        ("from graphc.registry import lookup", "graphc.tensor", False, False),
+        ("import graphc.api", "graphc.tensor", False, False),
+        ("from graphc.api.elementwise import add", "graphc.autodiff", False, False),
         # the public facade re-exports the orchestration modules, not the layers below
         ("from .function import function", "graphc", True, False),
         ("from .passes import run_pipeline", "graphc", True, True),

@@ -18,7 +18,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import DTypeError, InputError
-from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, front_end, register
+from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, register
 from graphc.types import TensorType, broadcast_shapes
 
 Ufunc = Callable[..., np.ndarray]
@@ -83,35 +83,33 @@ COMMUTATIVE = frozenset({"commutative"})
 ZERO_DERIVATIVE = frozenset()  # marker: piecewise constant, the gradient is zero
 
 
-# Gradient rules: grad(g, y, *inputs) with g the cotangent of y. They may return a
-# gradient in the broadcast output shape; autodiff sums it back to each input's shape.
+# Gradient rules: grad(api, g, y, *inputs) with g the cotangent of y and `api` the front
+# end to build with (see registry.OpDef). They may return a gradient in the broadcast
+# output shape; autodiff sums it back to each input's shape.
 
 
-def _safe(x: Any, bad: Any) -> Any:
+def _safe(api: Any, x: Any, bad: Any) -> Any:
     """x with 1 where `bad` holds: a denominator that never makes inf or NaN, even in the
     branch `where` discards (its derivative would still multiply 0 by inf)."""
-    return front_end().where(bad, 1, x)
+    return api.where(bad, 1, x)
 
 
-def _sqrt_grad(g: Any, y: Any, x: Any) -> list[Any]:
-    api = front_end()
+def _sqrt_grad(api: Any, g: Any, y: Any, x: Any) -> list[Any]:
     at_zero = api.equal(y, 0)
-    return [api.where(at_zero, 0, g * 0.5 / _safe(y, at_zero))]
+    return [api.where(at_zero, 0, g * 0.5 / _safe(api, y, at_zero))]
 
 
-def _pow_grad(g: Any, y: Any, a: Any, b: Any) -> list[Any]:
+def _pow_grad(api: Any, g: Any, y: Any, a: Any, b: Any) -> list[Any]:
     """d/da = b * a**(b-1) (0 where b == 0); d/db = y * log(a) (0 where a <= 0, whose log
     is not real: a**b is then only defined for integer b, constant in b)."""
-    api = front_end()
     positive = api.greater(a, 0)
     da = api.where(api.equal(b, 0), 0, g * b * api.power(a, b - 1))
-    db = api.where(positive, g * y * api.log(_safe(a, api.logical_not(positive))), 0)
+    db = api.where(positive, g * y * api.log(_safe(api, a, api.logical_not(positive))), 0)
     return [da, db]
 
 
-def _extremum_grad(g: Any, y: Any, a: Any, b: Any, *, first_wins: Any) -> list[Any]:
+def _extremum_grad(api: Any, g: Any, y: Any, a: Any, b: Any, *, first_wins: Any) -> list[Any]:
     """Ties split the gradient evenly between the two operands."""
-    api = front_end()
     tie = api.equal(a, b)
     half = g * 0.5
     return [
@@ -121,22 +119,22 @@ def _extremum_grad(g: Any, y: Any, a: Any, b: Any, *, first_wins: Any) -> list[A
 
 
 UNARY_GRADS: dict[str, Any] = {
-    "abs": lambda g, y, x: [g * front_end().sign(x)],  # 0 at 0
+    "abs": lambda api, g, y, x: [g * api.sign(x)],  # 0 at 0
     "sign": ZERO_DERIVATIVE,
     "sqrt": _sqrt_grad,
-    "exp": lambda g, y, x: [g * y],
-    "expm1": lambda g, y, x: [g * (y + 1)],
-    "log": lambda g, y, x: [g / x],
-    "log1p": lambda g, y, x: [g / (x + 1)],
-    "sin": lambda g, y, x: [g * front_end().cos(x)],
-    "cos": lambda g, y, x: [-(g * front_end().sin(x))],
-    "tan": lambda g, y, x: [g * (y * y + 1)],
-    "arcsin": lambda g, y, x: [g / front_end().sqrt(1 - x * x)],
-    "arccos": lambda g, y, x: [-(g / front_end().sqrt(1 - x * x))],
-    "arctan": lambda g, y, x: [g / (x * x + 1)],
-    "sinh": lambda g, y, x: [g * front_end().cosh(x)],
-    "cosh": lambda g, y, x: [g * front_end().sinh(x)],
-    "tanh": lambda g, y, x: [g * (1 - y * y)],
+    "exp": lambda api, g, y, x: [g * y],
+    "expm1": lambda api, g, y, x: [g * (y + 1)],
+    "log": lambda api, g, y, x: [g / x],
+    "log1p": lambda api, g, y, x: [g / (x + 1)],
+    "sin": lambda api, g, y, x: [g * api.cos(x)],
+    "cos": lambda api, g, y, x: [-(g * api.sin(x))],
+    "tan": lambda api, g, y, x: [g * (y * y + 1)],
+    "arcsin": lambda api, g, y, x: [g / api.sqrt(1 - x * x)],
+    "arccos": lambda api, g, y, x: [-(g / api.sqrt(1 - x * x))],
+    "arctan": lambda api, g, y, x: [g / (x * x + 1)],
+    "sinh": lambda api, g, y, x: [g * api.cosh(x)],
+    "cosh": lambda api, g, y, x: [g * api.sinh(x)],
+    "tanh": lambda api, g, y, x: [g * (1 - y * y)],
     "floor": ZERO_DERIVATIVE,
     "ceil": ZERO_DERIVATIVE,
     "logical_not": NOT_DIFFERENTIABLE,
@@ -146,10 +144,10 @@ UNARY_GRADS: dict[str, Any] = {
 }
 
 BINARY_GRADS: dict[str, Any] = {
-    "sub": lambda g, y, a, b: [g, -g],
-    "div": lambda g, y, a, b: [g / b, -(g * y / b)],
+    "sub": lambda api, g, y, a, b: [g, -g],
+    "div": lambda api, g, y, a, b: [g / b, -(g * y / b)],
     "floor_divide": ZERO_DERIVATIVE,
-    "mod": lambda g, y, a, b: [g, -(g * front_end().floor_divide(a, b))],
+    "mod": lambda api, g, y, a, b: [g, -(g * api.floor_divide(a, b))],
     "less": NOT_DIFFERENTIABLE,
     "less_equal": NOT_DIFFERENTIABLE,
     "greater": NOT_DIFFERENTIABLE,
@@ -157,10 +155,10 @@ BINARY_GRADS: dict[str, Any] = {
 }
 
 COMMUTATIVE_GRADS: dict[str, Any] = {
-    "add": lambda g, y, a, b: [g, g],
-    "mul": lambda g, y, a, b: [g * b, g * a],
-    "maximum": lambda g, y, a, b: _extremum_grad(g, y, a, b, first_wins=front_end().greater),
-    "minimum": lambda g, y, a, b: _extremum_grad(g, y, a, b, first_wins=front_end().less),
+    "add": lambda api, g, y, a, b: [g, g],
+    "mul": lambda api, g, y, a, b: [g * b, g * a],
+    "maximum": lambda api, g, y, a, b: _extremum_grad(api, g, y, a, b, first_wins=api.greater),
+    "minimum": lambda api, g, y, a, b: _extremum_grad(api, g, y, a, b, first_wins=api.less),
     "equal": NOT_DIFFERENTIABLE,
     "not_equal": NOT_DIFFERENTIABLE,
     "logical_and": NOT_DIFFERENTIABLE,
@@ -171,7 +169,7 @@ COMMUTATIVE_GRADS: dict[str, Any] = {
 def _rule(grad: Any) -> Any:
     """The OpDef.grad value for a table entry: ZERO_DERIVATIVE becomes a rule giving None."""
     if grad is ZERO_DERIVATIVE:
-        return lambda g, y, *inputs: [None] * len(inputs)
+        return lambda api, g, y, *inputs: [None] * len(inputs)
     return grad
 
 
@@ -213,7 +211,7 @@ for _name, _ufunc in [
 ]:
     elementwise(_name, _ufunc, grad=_rule(BINARY_GRADS[_name]))
 
-elementwise("neg", np.negative, grad=lambda g, y, x: [-g])
+elementwise("neg", np.negative, grad=lambda api, g, y, x: [-g])
 for _name, _ufunc in [
     ("add", np.add),
     ("mul", np.multiply),
@@ -231,7 +229,7 @@ elementwise(
     np.exp,
     compute=_lazy_scipy("erf"),
     doc="the error function (scipy.special.erf)",
-    grad=lambda g, y, x: [g * (2 / math.sqrt(math.pi)) * front_end().exp(-(x * x))],
+    grad=lambda api, g, y, x: [g * (2 / math.sqrt(math.pi)) * api.exp(-(x * x))],
 )
 elementwise(
     "sigmoid",
@@ -239,7 +237,7 @@ elementwise(
     compute=_lazy_scipy("expit"),
     doc="1 / (1 + exp(-x)). A primitive for numerical stability: its gradient "
     "y * (1 - y) stays finite where the composite's exp(-x) overflows.",
-    grad=lambda g, y, x: [g * y * (1 - y)],
+    grad=lambda api, g, y, x: [g * y * (1 - y)],
 )
 
 
@@ -283,7 +281,7 @@ register(
         _where,
         arity=3,
         traits=frozenset({"pure", "elementwise"}),
-        grad=lambda g, y, c, a, b: [None, front_end().where(c, g, 0), front_end().where(c, 0, g)],
+        grad=lambda api, g, y, c, a, b: [None, api.where(c, g, 0), api.where(c, 0, g)],
         doc="numpy.where(condition, a, b); a non-bool condition is tested for non-zero",
     )
 )
@@ -301,7 +299,7 @@ register(
         arity=1,
         attrs={"dtype": AttrSpec("dtype")},
         traits=frozenset({"pure", "elementwise"}),
-        grad=lambda g, y, x, *, dtype: [front_end().cast(g, x.dtype)],
+        grad=lambda api, g, y, x, *, dtype: [api.cast(g, x.dtype)],
         doc="x.astype(dtype) (unsafe casting, as numpy); a gradient flows only from and to "
         "float values",
     )
@@ -323,7 +321,7 @@ register(
         arity=1,
         attrs={"value": AttrSpec("scalar"), "dtype": AttrSpec("dtype")},
         traits=frozenset({"pure", "elementwise"}),
-        grad=lambda g, y, x, **attrs: [None],
+        grad=lambda api, g, y, x, **attrs: [None],
         doc="an array of x's shape filled with `value`; reads only x's shape",
     )
 )

@@ -13,8 +13,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import DTypeError, IndexOutOfRangeError, ShapeError
-from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, front_end, register
-from graphc.tensor import build1
+from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, register
 from graphc.types import Dim, TensorType, broadcast_dim, unify_dims
 
 AXIS = {"axis": AttrSpec("int")}
@@ -42,25 +41,25 @@ def checked_indices(indices: np.ndarray, size: int, what: str) -> np.ndarray:
 # Gradient rules: gathering routes the cotangent back to where each value came from.
 
 
-def _take_grad(g: Any, y: Any, x: Any, indices: Any, *, axis: int) -> list[Any]:
-    return [build1("index_add", [g, indices, x], {"axis": axis}), None]
+def _take_grad(api: Any, g: Any, y: Any, x: Any, indices: Any, *, axis: int) -> list[Any]:
+    return [api.build1("index_add", [g, indices, x], {"axis": axis}), None]
 
 
 def _take_along_axis_grad(
-    g: Any, y: Any, x: Any, indices: Any, *, axis: int, broadcast: bool
+    api: Any, g: Any, y: Any, x: Any, indices: Any, *, axis: int, broadcast: bool
 ) -> list[Any]:
     # the scatter has g's shape off the axis; autodiff sums it back over broadcast dims
-    return [build1("scatter_add", [g, indices, x], {"axis": axis}), None]
+    return [api.build1("scatter_add", [g, indices, x], {"axis": axis}), None]
 
 
-def _sort_grad(g: Any, y: Any, x: Any, *, axis: int) -> list[Any]:
-    order = build1("argsort", [x], {"axis": axis})
-    return [build1("scatter_add", [g, order, x], {"axis": axis})]
+def _sort_grad(api: Any, g: Any, y: Any, x: Any, *, axis: int) -> list[Any]:
+    order = api.build1("argsort", [x], {"axis": axis})
+    return [api.build1("scatter_add", [g, order, x], {"axis": axis})]
 
 
-def _topk_grad(g: Any, y: Any, x: Any, *, k: int, axis: int) -> list[Any]:
+def _topk_grad(api: Any, g: Any, y: Any, x: Any, *, k: int, axis: int) -> list[Any]:
     (values_grad, _), (_, indices) = g, y
-    return [build1("scatter_add", [values_grad, indices, x], {"axis": axis})]
+    return [api.build1("scatter_add", [values_grad, indices, x], {"axis": axis})]
 
 
 def _infer_take(x: TensorType, indices: TensorType, *, axis: int) -> TensorType:
@@ -210,8 +209,8 @@ register(
         _index_add,
         arity=3,
         attrs=AXIS,
-        grad=lambda g, y, gy, indices, like, *, axis: [
-            front_end().take(g, indices, axis),
+        grad=lambda api, g, y, gy, indices, like, *, axis: [
+            api.take(g, indices, axis),
             None,
             None,
         ],
@@ -252,8 +251,8 @@ register(
         _scatter_add,
         arity=3,
         attrs=AXIS,
-        grad=lambda g, y, gy, indices, like, *, axis: [
-            front_end().take_along_axis(g, indices, axis),
+        grad=lambda api, g, y, gy, indices, like, *, axis: [
+            api.take_along_axis(g, indices, axis),
             None,
             None,
         ],

@@ -11,8 +11,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ShapeError
-from graphc.registry import OpDef, front_end, register
-from graphc.tensor import build1
+from graphc.registry import OpDef, register
 from graphc.types import TensorType, broadcast_shapes, unify_dims
 
 
@@ -39,15 +38,14 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(np.matmul(a, b)).astype(dtype, copy=False)
 
 
-def _swap_last(x: Any) -> Any:
+def _swap_last(api: Any, x: Any) -> Any:
     perm = (*range(x.ndim - 2), x.ndim - 1, x.ndim - 2)
-    return build1("transpose", [x], {"perm": perm})
+    return api.build1("transpose", [x], {"perm": perm})
 
 
-def _matmul_grad(g: Any, y: Any, a: Any, b: Any) -> list[Any]:
+def _matmul_grad(api: Any, g: Any, y: Any, a: Any, b: Any) -> list[Any]:
     """ga = g @ b^T, gb = a^T @ g, with 1-D operands viewed as a row / column matrix.
     Batch broadcasting is undone by autodiff, which sums each back to its input's shape."""
-    api = front_end()
     a2 = a if a.ndim > 1 else api.expand_dims(a, 0)
     b2 = b if b.ndim > 1 else api.expand_dims(b, -1)
     g2 = g
@@ -55,12 +53,12 @@ def _matmul_grad(g: Any, y: Any, a: Any, b: Any) -> list[Any]:
         g2 = api.expand_dims(g2, -2 if b.ndim > 1 else 0)
     if b.ndim == 1:
         g2 = api.expand_dims(g2, -1)
-    ga = api.matmul(g2, _swap_last(b2))
-    gb = api.matmul(_swap_last(a2), g2)
+    ga = api.matmul(g2, _swap_last(api, b2))
+    gb = api.matmul(_swap_last(api, a2), g2)
     if a.ndim == 1:
-        ga = api.squeeze(build1("sum_to", [ga, a2]), 0)
+        ga = api.squeeze(api.build1("sum_to", [ga, a2]), 0)
     if b.ndim == 1:
-        gb = api.squeeze(build1("sum_to", [gb, b2]), -1)
+        gb = api.squeeze(api.build1("sum_to", [gb, b2]), -1)
     return [ga, gb]
 
 

@@ -22,7 +22,6 @@ import numpy as np
 
 from graphc.errors import DTypeError, ShapeError, UnsupportedError
 from graphc.registry import AttrSpec, OpDef, register
-from graphc.tensor import build1
 from graphc.types import Dim, TensorType, computed_dim, dim_product, type_of_array, unify_dims
 
 Pair = tuple[int, int]
@@ -206,9 +205,9 @@ register(
         arity=2,
         attrs=CONV2D_ATTRS,
         traits=frozenset({"pure"}),
-        grad=lambda g, y, x, w, **attrs: [
-            build1("conv2d_grad_input", [g, w, x], attrs),
-            build1("conv2d_grad_weight", [x, g, w], attrs),
+        grad=lambda api, g, y, x, w, **attrs: [
+            api.build1("conv2d_grad_input", [g, w, x], attrs),
+            api.build1("conv2d_grad_weight", [x, g, w], attrs),
         ],
         doc="torch.nn.functional.conv2d without bias: NCHW input, OIHW weight (I = C/groups), "
         "cross-correlation; padding is ((top, bottom), (left, right))",
@@ -323,9 +322,9 @@ register(
         arity=3,
         attrs=CONV2D_ATTRS,
         traits=frozenset({"pure"}),
-        grad=lambda u, y, g, w, like, **attrs: [
-            build1("conv2d", [u, w], attrs),
-            build1("conv2d_grad_weight", [u, g, w], attrs),
+        grad=lambda api, u, y, g, w, like, **attrs: [
+            api.build1("conv2d", [u, w], attrs),
+            api.build1("conv2d_grad_weight", [u, g, w], attrs),
             None,
         ],
         doc="the VJP of conv2d (same attrs) with respect to x: g (conv2d's output shape) "
@@ -341,9 +340,9 @@ register(
         arity=3,
         attrs=CONV2D_ATTRS,
         traits=frozenset({"pure"}),
-        grad=lambda u, y, x, g, like, **attrs: [
-            build1("conv2d_grad_input", [g, u, x], attrs),
-            build1("conv2d", [x, u], attrs),
+        grad=lambda api, u, y, x, g, like, **attrs: [
+            api.build1("conv2d_grad_input", [g, u, x], attrs),
+            api.build1("conv2d", [x, u], attrs),
             None,
         ],
         doc="the VJP of conv2d (same attrs) with respect to w: x correlated with g (conv2d's "
@@ -443,6 +442,7 @@ def _conv_transpose2d(
 
 
 def _conv_transpose2d_grad(
+    api: Any,
     g: Any,
     y: Any,
     x: Any,
@@ -470,9 +470,11 @@ def _conv_transpose2d_grad(
         pads.append((p, max(after, 0)))
         stops.append(after if after < 0 else None)
     if any(stops):
-        g = build1("slice", [g], {"starts": (None,) * 4, "stops": tuple(stops), "steps": (1,) * 4})
+        g = api.build1(
+            "slice", [g], {"starts": (None,) * 4, "stops": tuple(stops), "steps": (1,) * 4}
+        )
     attrs = {"stride": stride, "padding": tuple(pads), "dilation": dilation, "groups": groups}
-    return [build1("conv2d", [g, w], attrs), build1("conv2d_grad_weight", [g, x, w], attrs)]
+    return [api.build1("conv2d", [g, w], attrs), api.build1("conv2d_grad_weight", [g, x, w], attrs)]
 
 
 register(
@@ -792,7 +794,7 @@ register(
         arity=1,
         attrs=POOL_ATTRS,
         traits=frozenset({"pure"}),
-        grad=lambda g, y, x, **attrs: [build1("max_pool2d_grad", [x, g], attrs)],
+        grad=lambda api, g, y, x, **attrs: [api.build1("max_pool2d_grad", [x, g], attrs)],
         doc="torch.nn.functional.max_pool2d (dilation 1): pads with -inf; NaN propagates",
     )
 )
@@ -804,7 +806,7 @@ register(
         arity=1,
         attrs=AVG_POOL_ATTRS,
         traits=frozenset({"pure"}),
-        grad=lambda g, y, x, **attrs: [build1("avg_pool2d_grad", [g, x], attrs)],
+        grad=lambda api, g, y, x, **attrs: [api.build1("avg_pool2d_grad", [g, x], attrs)],
         doc="torch.nn.functional.avg_pool2d: the divisor counts the padding inside the padded "
         "bounds with count_include_pad, else only the input elements in the window",
     )
@@ -831,7 +833,7 @@ register(
         arity=2,
         attrs=AVG_POOL_ATTRS,
         traits=frozenset({"pure"}),
-        grad=lambda u, y, g, like, **attrs: [build1("avg_pool2d", [u], attrs), None],
+        grad=lambda api, u, y, g, like, **attrs: [api.build1("avg_pool2d", [u], attrs), None],
         doc="the VJP of avg_pool2d (same attrs) with respect to x: each window's g divided by "
         "its divisor and spread over the window, with like's shape (only like's shape is "
         "read) and g's dtype",

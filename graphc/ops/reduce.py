@@ -16,7 +16,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ShapeError
-from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, front_end, register
+from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, register
 from graphc.types import Dim, Shape, TensorType, dim_product, normalize_axis
 
 REDUCE_ATTRS = {"axes": AttrSpec("axes"), "keepdims": AttrSpec("bool", False)}
@@ -71,28 +71,30 @@ def _reduce_reference(function: str):
     return reference
 
 
-def expand_reduced(g: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
+def expand_reduced(api: Any, g: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     """A reduction's cotangent with the reduced axes back as size 1."""
     if keepdims or not axes:
         return g
-    return front_end().expand_dims(g, axes)
+    return api.expand_dims(g, axes)
 
 
-def broadcast_like(g: Any, x: Any) -> Any:
+def broadcast_like(api: Any, g: Any, x: Any) -> Any:
     """g broadcast to x's shape (x is read for its shape only)."""
-    api = front_end()
     return api.add(g, api.zeros_like(x, g.dtype))
 
 
-def _sum_grad(g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool) -> list[Any]:
-    return [broadcast_like(expand_reduced(g, axes, keepdims), x)]
+def _sum_grad(
+    api: Any, g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool
+) -> list[Any]:
+    return [broadcast_like(api, expand_reduced(api, g, axes, keepdims), x)]
 
 
-def _prod_grad(g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool) -> list[Any]:
+def _prod_grad(
+    api: Any, g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool
+) -> list[Any]:
     """d prod / d x_i = the product of the others, computed without dividing by zero:
     with no zero in the slice it is prod / x_i; with one zero, the zero's entry is the
     product of the rest and the others get 0; with two or more zeros everything is 0."""
-    api = front_end()
     is_zero = api.equal(x, 0)
     nonzero = api.where(is_zero, 1, x)
     product_of_nonzero = api.prod(nonzero, axes, keepdims=True)
@@ -102,15 +104,16 @@ def _prod_grad(g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool)
         product_of_nonzero / nonzero,
         api.where(api.logical_and(api.equal(zeros, 1), is_zero), product_of_nonzero, 0),
     )
-    return [api.multiply(expand_reduced(g, axes, keepdims), others)]
+    return [api.multiply(expand_reduced(api, g, axes, keepdims), others)]
 
 
-def _extremum_grad(g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool) -> list[Any]:
+def _extremum_grad(
+    api: Any, g: Any, y: Any, x: Any, *, axes: tuple[int, ...], keepdims: bool
+) -> list[Any]:
     """The gradient goes to the positions holding the extremum, split evenly among ties."""
-    api = front_end()
-    hits = api.equal(x, expand_reduced(y, axes, keepdims))
+    hits = api.equal(x, expand_reduced(api, y, axes, keepdims))
     count = api.sum(api.cast(hits, g.dtype), axes, keepdims=True)
-    return [api.where(hits, expand_reduced(g, axes, keepdims) / count, 0)]
+    return [api.where(hits, expand_reduced(api, g, axes, keepdims) / count, 0)]
 
 
 register(
@@ -216,9 +219,8 @@ def _infer_cumsum(x: TensorType, *, axis: int) -> TensorType:
     return TensorType(_accumulator_dtype(x.dtype), x.shape)
 
 
-def _cumsum_grad(g: Any, y: Any, x: Any, *, axis: int) -> list[Any]:
+def _cumsum_grad(api: Any, g: Any, y: Any, x: Any, *, axis: int) -> list[Any]:
     """The transpose of a running sum is a running sum from the other end."""
-    api = front_end()
     return [api.flip(api.cumsum(api.flip(g, axis), axis), axis)]
 
 

@@ -15,8 +15,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ShapeError
-from graphc.registry import AttrSpec, OpDef, front_end, register
-from graphc.tensor import build, build1
+from graphc.registry import AttrSpec, OpDef, register
 from graphc.types import (
     Dim,
     Shape,
@@ -34,34 +33,37 @@ from graphc.types import (
 VIEW = frozenset({"pure", "view"})
 
 
-# Gradient rules: grad(g, y, *inputs, **attrs), g the cotangent of y (a tuple for split).
+# Gradient rules: grad(api, g, y, *inputs, **attrs), g the cotangent of y (a tuple for
+# split), `api` the front end to build with (see registry.OpDef).
 # Shape ops move values around, so their gradients move the cotangent back.
 
 
 def _pad_grad(
-    g: Any, y: Any, x: Any, *, pad_width: tuple[tuple[int, int], ...], value: float
+    api: Any, g: Any, y: Any, x: Any, *, pad_width: tuple[tuple[int, int], ...], value: float
 ) -> list[Any]:
     starts = tuple(before for before, _ in pad_width)
     stops = tuple(-after if after else None for _, after in pad_width)
-    return [build1("slice", [g], {"starts": starts, "stops": stops, "steps": (1,) * x.ndim})]
+    return [api.build1("slice", [g], {"starts": starts, "stops": stops, "steps": (1,) * x.ndim})]
 
 
-def _transpose_grad(g: Any, y: Any, x: Any, *, perm: tuple[int, ...]) -> list[Any]:
+def _transpose_grad(api: Any, g: Any, y: Any, x: Any, *, perm: tuple[int, ...]) -> list[Any]:
     inverse = tuple(int(i) for i in np.argsort(perm))
-    return [build1("transpose", [g], {"perm": inverse})]
+    return [api.build1("transpose", [g], {"perm": inverse})]
 
 
 SHAPE_GRADS: dict[str, Any] = {
-    "reshape": lambda g, y, x, *, shape: [build1("reshape_like", [g, x])],
+    "reshape": lambda api, g, y, x, *, shape: [api.build1("reshape_like", [g, x])],
     "transpose": _transpose_grad,
-    "broadcast_to": lambda g, y, x, *, shape: [g],  # autodiff sums it back to x's shape
-    "expand_dims": lambda g, y, x, *, axes: [build1("squeeze", [g], {"axes": axes})],
-    "squeeze": lambda g, y, x, *, axes: [build1("expand_dims", [g], {"axes": axes})],
-    "concatenate": lambda g, y, *xs, axis: list(build("split_like", [g, *xs], {"axis": axis})),
-    "split": lambda g, y, x, *, axis, sections, indices: [front_end().concatenate(list(g), axis)],
-    "slice": lambda g, y, x, **bounds: [build1("slice_scatter", [g, x], bounds)],
+    "broadcast_to": lambda api, g, y, x, *, shape: [g],  # autodiff sums it back to x's shape
+    "expand_dims": lambda api, g, y, x, *, axes: [api.build1("squeeze", [g], {"axes": axes})],
+    "squeeze": lambda api, g, y, x, *, axes: [api.build1("expand_dims", [g], {"axes": axes})],
+    "concatenate": lambda api, g, y, *xs, axis: list(
+        api.build("split_like", [g, *xs], {"axis": axis})
+    ),
+    "split": lambda api, g, y, x, *, axis, sections, indices: [api.concatenate(list(g), axis)],
+    "slice": lambda api, g, y, x, **bounds: [api.build1("slice_scatter", [g, x], bounds)],
     "pad": _pad_grad,
-    "tile": lambda g, y, x, *, reps: [build1("untile", [g, x], {"reps": reps})],
+    "tile": lambda api, g, y, x, *, reps: [api.build1("untile", [g, x], {"reps": reps})],
 }
 
 
@@ -434,8 +436,7 @@ def _sum_to(g: np.ndarray, like: np.ndarray) -> np.ndarray:
     return np.asarray(result.sum(axis=broadcast, keepdims=True)).astype(g.dtype, copy=False)
 
 
-def _sum_to_grad(g: Any, y: Any, x: Any, like: Any) -> list[Any]:
-    api = front_end()
+def _sum_to_grad(api: Any, g: Any, y: Any, x: Any, like: Any) -> list[Any]:
     return [api.add(g, api.zeros_like(x, g.dtype)), None]
 
 
@@ -466,7 +467,7 @@ register(
         lambda x, like: x.reshape(like.shape),
         arity=2,
         traits=VIEW,
-        grad=lambda g, y, x, like: [build1("reshape_like", [g, x]), None],
+        grad=lambda api, g, y, x, like: [api.build1("reshape_like", [g, x]), None],
         doc="x reshaped to like's shape (reads only like's shape)",
     )
 )
@@ -498,8 +499,8 @@ register(
         arity=None,
         attrs={"axis": AttrSpec("int")},
         traits=VIEW | {"multiple_outputs"},
-        grad=lambda g, y, x, *likes, axis: [
-            front_end().concatenate(list(g), axis),
+        grad=lambda api, g, y, x, *likes, axis: [
+            api.concatenate(list(g), axis),
             *([None] * len(likes)),
         ],
         doc="x cut along `axis` into pieces as long as each like (the transpose of "
@@ -539,7 +540,7 @@ register(
         _slice_scatter,
         arity=2,
         attrs=SLICE_ATTRS,
-        grad=lambda g, y, x, like, **bounds: [build1("slice", [g], bounds), None],
+        grad=lambda api, g, y, x, like, **bounds: [api.build1("slice", [g], bounds), None],
         doc="zeros of like's shape with g written into the slice (the transpose of slice)",
     )
 )
@@ -568,7 +569,7 @@ register(
         _untile,
         arity=2,
         attrs={"reps": AttrSpec("ints")},
-        grad=lambda g, y, x, like, *, reps: [front_end().tile(g, reps), None],
+        grad=lambda api, g, y, x, like, *, reps: [api.tile(g, reps), None],
         doc="the sum of g's tiles, in like's shape (the transpose of tile)",
     )
 )

@@ -262,3 +262,32 @@ def test_gradients_are_graph_values() -> None:
     f = gc.function([x], g, optimize=False)
     assert any(node.op == "tanh" for node in f.graph.nodes)
     np.testing.assert_allclose(f(np.zeros(3, "float32")), np.ones(3))
+
+
+def _placeholder_of(graph: object, name: str) -> gc.Tensor:
+    (t,) = graph.tensors(  # type: ignore[attr-defined]
+        "placeholder", [], {"name": name, "dtype": "float32", "shape": (3,)}
+    )
+    return t
+
+
+def test_grad_refuses_a_tensor_of_another_graph() -> None:
+    from graphc.tensor import DefaultGraph
+
+    other = _placeholder_of(DefaultGraph(), "elsewhere")
+    x = gc.placeholder((3,), "float32", name="x")
+    y = gc.sum(x * x)
+    assert other.builder is not y.builder
+    with pytest.raises(gc.ArgumentError, match="belongs to another graph than y"):
+        gc.grad(y, [other])
+    (gx,) = gc.grad(y, [x])  # the graph's own tensor still works
+    assert gx.builder is y.builder
+
+
+def test_an_op_refuses_inputs_from_two_graphs() -> None:
+    from graphc.tensor import DefaultGraph
+
+    other = _placeholder_of(DefaultGraph(), "elsewhere")
+    x = gc.placeholder((3,), "float32", name="x")
+    with pytest.raises(gc.ArgumentError, match="belongs to another graph"):
+        x + other

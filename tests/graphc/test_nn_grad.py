@@ -18,6 +18,7 @@ from opcall import infer, run_op
 
 import graphc as gc
 from graphc import dtypes
+from graphc.autodiff import RuleAPI
 from graphc.errors import DTypeError, GraphcError, ShapeError
 from graphc.registry import REGISTRY
 from graphc.tensor import build1
@@ -281,7 +282,7 @@ def rule_vjp(name: str, arrays: list[np.ndarray], attrs: dict, u: np.ndarray) ->
     out = REGISTRY[name]
     y = build1(name, inputs, attrs)
     g = gc.placeholder(u.shape, u.dtype)
-    grads = out.grad(g, y, *inputs, **out.check_attrs(attrs))
+    grads = out.vjp(RuleAPI(y.builder), out.check_attrs(attrs), inputs, [y], [g])
     assert len(grads) == len(arrays)
     live = [t for t in grads if t is not None]
     results = iter(gc.function([*inputs, g], live, device="reference")(*arrays, u))

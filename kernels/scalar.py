@@ -1,46 +1,30 @@
 """Scalar formulas of the elementwise ops: one element of each op as a numba
-expression, numpy's result dtype and edge cases included, for either backend.
+expression, numpy's result dtype and edge cases included, for each target.
 
-Part of graphc.kernels. `formula(op, args, in_dtypes, out_dtype, attrs)` returns an
-expression over the operand expressions `args` whose value has exactly `out_dtype`
-(every result is wrapped in the dtype's constructor, so int8 arithmetic wraps as
-numpy's does and float32 stays float32). Operands are first converted to the dtype
-numpy computes in. Transcendental float functions use graphc's vectorizable
-implementations (`vm`, kernels/cpu/vmath.py); numpy's integer division and modulo
-rules come from `lib`. A `Dialect` names what a backend's generated code calls: the CPU's
-`vm`/`lib` (the default) or the CUDA backend's device functions.
+Part of graphc.kernels. `FORMULAS` is the one table saying how each elementwise op
+computes: the dtype it computes in (its output dtype, or the common dtype of its
+inputs), and per kind of that dtype (float, int, unsigned, bool) a Python expression
+over its operands. What differs between the backends is data of a `Target` (`CPU`,
+`CUDA`): the function each float math op calls per dtype, and the alias of the module
+of numpy-exact helpers (floor_divide, mod, int pow, sign, NaN-propagating extrema).
+The CPU calls graphc's vectorizable implementations (`vm`, kernels/cpu/vmath.py)
+and numpy's functions; CUDA calls device functions of kernels/cuda/lib.py (`cl`) only,
+so a kernel's text is the same on a GPU and on numba's CUDA simulator.
+
+`formula(op, args, in_dtypes, out_dtype, attrs, target)` returns an expression over
+the operand expressions `args` whose value has exactly `out_dtype`: every result is
+wrapped in the dtype's constructor, so int8 arithmetic wraps as numpy's does and
+float32 stays float32. Operands are first converted to the dtype numpy computes in.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-VMATH = {"exp", "log", "tanh", "sigmoid", "expm1", "log1p", "erf", "sin", "cos"}
-LIBM = {
-    "tan": "np.tan",
-    "arcsin": "np.arcsin",
-    "arccos": "np.arccos",
-    "arctan": "np.arctan",
-    "sinh": "np.sinh",
-    "cosh": "np.cosh",
-    "sqrt": "np.sqrt",
-    "floor": "np.floor",
-    "ceil": "np.ceil",
-}
-ARITHMETIC = {"add": "+", "sub": "-", "mul": "*"}
-COMPARISON = {
-    "less": "<",
-    "less_equal": "<=",
-    "greater": ">",
-    "greater_equal": ">=",
-    "equal": "==",
-    "not_equal": "!=",
-}
 
 
 def ctor(dtype: np.dtype) -> str:
@@ -64,35 +48,172 @@ def literal(value: Any, dtype: np.dtype) -> str:
     return f"np.{dtype.name}({int(value)})"
 
 
-def vmath_name(function: str, dtype: np.dtype) -> str:
-    bits = "32" if dtype == np.float32 else "64"
+def _bits(dtype: np.dtype) -> str:
+    return "32" if dtype == np.float32 else "64"
+
+
+def _vmath(function: str) -> str:
+    """The name of vmath's `function`, with "{bits}" for the float width: vm.exp32,
+    vm.expm1_64 (a name ending in a digit takes an underscore before the width)."""
     joiner = "_" if function[-1].isdigit() else ""
-    return f"vm.{function}{joiner}{bits}"
+    return f"vm.{function}{joiner}{{bits}}"
 
 
-CPU_FUNCTIONS = {"abs": "np.abs", "rint": "np.rint", "pow": "np.power"}
+def vmath_name(function: str, dtype: np.dtype) -> str:
+    """The vmath function (kernels/cpu/vmath.py) computing `function` in float `dtype`."""
+    return _vmath(function).format(bits=_bits(dtype))
 
 
-def _cpu_function(function: str, dtype: np.dtype) -> str:
-    if function in VMATH:
-        return vmath_name(function, dtype)
-    if function in ("isnan", "isinf", "isfinite"):
-        return f"np.{function}"
-    return LIBM.get(function) or CPU_FUNCTIONS[function]
+@dataclass(frozen=True, eq=False)
+class Target:
+    """What one backend's generated code calls: all that differs between targets.
+
+    name       "cpu" or "cuda"
+    lib        the alias, in generated code, of the module of numpy-exact helpers
+               (fsign, ffloordiv, ifloordiv, fmod_numpy, imod, ipow, maxnan, minnan)
+    functions  each float math function the formulas use (named as the ops are; rint
+               for round) -> the function called, "{bits}" standing for the float's
+               width (32 or 64)
+    """
+
+    name: str
+    lib: str
+    functions: Mapping[str, str]
+
+    def function(self, name: str, dtype: np.dtype) -> str:
+        """The function computing float math function `name` in float `dtype`."""
+        return self.functions[name].format(bits=_bits(dtype))
+
+
+CPU = Target(
+    name="cpu",
+    lib="lib",
+    functions={
+        # graphc's vectorizable implementations (kernels/cpu/vmath.py)
+        **{
+            f: _vmath(f)
+            for f in ("exp", "log", "tanh", "sigmoid", "expm1", "log1p", "erf", "sin", "cos")
+        },
+        # numpy's, as numba compiles them
+        "tan": "np.tan",
+        "arcsin": "np.arcsin",
+        "arccos": "np.arccos",
+        "arctan": "np.arctan",
+        "sinh": "np.sinh",
+        "cosh": "np.cosh",
+        "sqrt": "np.sqrt",
+        "floor": "np.floor",
+        "ceil": "np.ceil",
+        "abs": "np.abs",
+        "rint": "np.rint",
+        "pow": "np.power",
+        "isnan": "np.isnan",
+        "isinf": "np.isinf",
+        "isfinite": "np.isfinite",
+    },
+)
+# Every float function is a device function of kernels/cuda/lib.py of the same name
+# (numpy's names for abs and pow, which would shadow Python's builtins there): math's
+# on a GPU, numpy's on the simulator, chosen inside lib, so the text is the same on both.
+CUDA = Target(
+    name="cuda",
+    lib="cl",
+    functions={f: f"cl.{f}" for f in CPU.functions} | {"abs": "cl.absolute", "pow": "cl.power"},
+)
+TARGETS = (CPU, CUDA)
 
 
 @dataclass(frozen=True)
-class Dialect:
-    """What generated code calls: `function(name, float_dtype)` names a float function
-    (exp, log, ..., abs, rint, pow, isnan, isinf, isfinite; the ops' names) and `lib` is
-    the alias of the module of numpy-exact helpers (fsign, ffloordiv, ifloordiv,
-    fmod_numpy, imod, ipow, maxnan, minnan)."""
+class Scalar:
+    """How an elementwise op computes one element.
 
-    function: Callable[[str, np.dtype], str]
-    lib: str
+    computes_in  the compute dtype: "out" (the output dtype) or "common" (the inputs'
+                 common dtype, for ops whose output is bool whatever they compare)
+    formulas     the compute dtype's kind ("f" float, "i" int, "u" unsigned, "b" bool;
+                 a key of several kinds holds their shared formula) -> a Python
+                 expression over the converted operands {0}, {1}, {2}, where {lib} is
+                 the target's helper module, {f[name]} its float function `name` in the
+                 compute dtype, and {value} the attribute `value` as a literal of it
+    operands     per operand, what it is converted to before the formula reads it: the
+                 "compute" dtype, "bool", or nothing ("as is"); None: all to the
+                 compute dtype
+    """
+
+    computes_in: str
+    formulas: Mapping[str, str]
+    operands: tuple[str, ...] | None = None
+
+    def template(self, kind: str) -> str | None:
+        return next((text for kinds, text in self.formulas.items() if kind in kinds), None)
 
 
-CPU = Dialect(_cpu_function, "lib")
+def _in_out(**formulas: str) -> Scalar:
+    """Computed in the output dtype, every operand converted to it first."""
+    return Scalar("out", formulas)
+
+
+def _in_common(**formulas: str) -> Scalar:
+    """Computed in the inputs' common dtype, every operand converted to it first."""
+    return Scalar("common", formulas)
+
+
+FORMULAS: dict[str, Scalar] = {
+    # arithmetic; on bools numpy's add is `or` and its multiply `and`
+    "add": _in_out(fiu="({0} + {1})", b="({0} | {1})"),
+    "sub": _in_out(fiu="({0} - {1})"),
+    "mul": _in_out(fiu="({0} * {1})", b="({0} & {1})"),
+    "div": _in_out(f="({0} / {1})"),
+    "neg": _in_out(fiu="(-{0})"),
+    # numpy's rules for zero divisors, signs of remainders, negative powers and NaN
+    "floor_divide": _in_out(f="{lib}.ffloordiv({0}, {1})", iu="{lib}.ifloordiv({0}, {1})"),
+    "mod": _in_out(f="{lib}.fmod_numpy({0}, {1})", iu="{lib}.imod({0}, {1})"),
+    "pow": _in_out(f="{f[pow]}({0}, {1})", iu="{lib}.ipow({0}, {1})"),
+    "maximum": _in_out(fiub="{lib}.maxnan({0}, {1})"),
+    "minimum": _in_out(fiub="{lib}.minnan({0}, {1})"),
+    # int(...): numpy's bools, which the CUDA simulator computes with, do not subtract
+    "sign": _in_out(f="{lib}.fsign({0})", iu="(int({0} > 0) - int({0} < 0))"),
+    "abs": _in_out(f="{f[abs]}({0})", i="abs({0})", ub="{0}"),
+    # rounding: integers and bools are already whole
+    "floor": _in_out(f="{f[floor]}({0})", iub="{0}"),
+    "ceil": _in_out(f="{f[ceil]}({0})", iub="{0}"),
+    "round": _in_out(f="{f[rint]}({0})", iub="{0}"),
+    # float math (the output of an int or bool operand is a float)
+    "sqrt": _in_out(f="{f[sqrt]}({0})"),
+    "exp": _in_out(f="{f[exp]}({0})"),
+    "expm1": _in_out(f="{f[expm1]}({0})"),
+    "log": _in_out(f="{f[log]}({0})"),
+    "log1p": _in_out(f="{f[log1p]}({0})"),
+    "sin": _in_out(f="{f[sin]}({0})"),
+    "cos": _in_out(f="{f[cos]}({0})"),
+    "tan": _in_out(f="{f[tan]}({0})"),
+    "arcsin": _in_out(f="{f[arcsin]}({0})"),
+    "arccos": _in_out(f="{f[arccos]}({0})"),
+    "arctan": _in_out(f="{f[arctan]}({0})"),
+    "sinh": _in_out(f="{f[sinh]}({0})"),
+    "cosh": _in_out(f="{f[cosh]}({0})"),
+    "tanh": _in_out(f="{f[tanh]}({0})"),
+    "sigmoid": _in_out(f="{f[sigmoid]}({0})"),
+    "erf": _in_out(f="{f[erf]}({0})"),
+    # comparisons and tests: bool out, computed in the inputs' dtype
+    "less": _in_common(fiub="({0} < {1})"),
+    "less_equal": _in_common(fiub="({0} <= {1})"),
+    "greater": _in_common(fiub="({0} > {1})"),
+    "greater_equal": _in_common(fiub="({0} >= {1})"),
+    "equal": _in_common(fiub="({0} == {1})"),
+    "not_equal": _in_common(fiub="({0} != {1})"),
+    "isnan": _in_common(f="{f[isnan]}({0})", iub="False"),
+    "isinf": _in_common(f="{f[isinf]}({0})", iub="False"),
+    "isfinite": _in_common(f="{f[isfinite]}({0})", iub="True"),
+    # logic: the output is bool, so the operands are tested for non-zero first
+    "logical_and": _in_out(b="({0} & {1})"),
+    "logical_or": _in_out(b="({0} | {1})"),
+    "logical_not": _in_out(b="(not {0})"),
+    # selection, conversion, constants
+    "where": Scalar("out", {"fiub": "({1} if {0} else {2})"}, ("bool", "compute", "compute")),
+    "cast": Scalar("out", {"fiu": "{0}", "b": "({0} != 0)"}, ("as is",)),
+    "full_like": Scalar("out", {"fiub": "{value}"}, ("as is",)),
+    "stop_gradient": _in_out(fiub="{0}"),
+}
 
 
 def _as(dtype: np.dtype, expression: str, from_dtype: np.dtype) -> str:
@@ -107,106 +228,36 @@ def _common(dtypes: list[np.dtype]) -> np.dtype:
     return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
 
 
-def _unary(op: str, a: str, dtype: np.dtype, d: Dialect) -> str | None:
-    """Unary ops computed in `dtype` (the operand already has it)."""
-    if (op in VMATH or op in LIBM) and dtype.kind == "f":
-        return f"{d.function(op, dtype)}({a})"
-    if op in ("floor", "ceil"):
-        return a
-    if op == "neg":
-        return f"(-{a})"
-    if op == "abs":
-        return (
-            a
-            if dtype.kind in "bu"
-            else (f"{d.function('abs', dtype)}({a})" if dtype.kind == "f" else f"abs({a})")
-        )
-    if op == "sign":
-        if dtype.kind == "f":
-            return f"{d.lib}.fsign({a})"
-        return f"(({a} > 0) - ({a} < 0))"
-    if op == "round":
-        return f"{d.function('rint', dtype)}({a})" if dtype.kind == "f" else a
-    if op in ("stop_gradient",):
-        return a
-    return None
-
-
-def _binary(op: str, a: str, b: str, dtype: np.dtype, d: Dialect) -> str | None:
-    """Binary ops computed in `dtype` (both operands already have it)."""
-    if op in ARITHMETIC:
-        if dtype.kind == "b":
-            return f"({a} | {b})" if op == "add" else (f"({a} & {b})" if op == "mul" else None)
-        return f"({a} {ARITHMETIC[op]} {b})"
-    if op == "div":
-        return f"({a} / {b})"
-    if op == "floor_divide":
-        name = "ffloordiv" if dtype.kind == "f" else "ifloordiv"
-        return f"{d.lib}.{name}({a}, {b})"
-    if op == "mod":
-        return f"{d.lib}.{'fmod_numpy' if dtype.kind == 'f' else 'imod'}({a}, {b})"
-    if op == "pow":
-        return (
-            f"{d.function('pow', dtype)}({a}, {b})"
-            if dtype.kind == "f"
-            else f"{d.lib}.ipow({a}, {b})"
-        )
-    if op == "maximum":
-        return f"{d.lib}.maxnan({a}, {b})"
-    if op == "minimum":
-        return f"{d.lib}.minnan({a}, {b})"
-    return None
-
-
 def formula(
     op: str,
     args: list[str],
     in_dtypes: list[np.dtype],
     out_dtype: np.dtype,
     attrs: Any,
-    dialect: Dialect = CPU,
+    target: Target = CPU,
 ) -> str:
     """One element of elementwise `op` as an expression of exactly `out_dtype`."""
-    expression = _formula(op, args, in_dtypes, out_dtype, attrs, dialect)
+    missing = f"no scalar formula for {op} on {in_dtypes} -> {out_dtype}"
+    entry = FORMULAS.get(op)
+    if entry is None:
+        raise NotImplementedError(missing)
+    compute = out_dtype if entry.computes_in == "out" else _common(in_dtypes)
+    template = entry.template(compute.kind)
+    if template is None:
+        raise NotImplementedError(missing)
+    conversions = entry.operands or ("compute",) * len(args)
+    operands = [
+        x if to == "as is" else _as(np.dtype(bool) if to == "bool" else compute, x, t)
+        for x, t, to in zip(args, in_dtypes, conversions, strict=True)
+    ]
+    functions = (
+        {name: target.function(name, compute) for name in target.functions}
+        if compute.kind == "f"
+        else {}
+    )
+    value = literal(attrs["value"], compute) if attrs and "value" in attrs else None
+    expression = template.format(*operands, lib=target.lib, f=functions, value=value)
     return f"{ctor(out_dtype)}({expression})"
-
-
-def _formula(
-    op: str, args: list[str], in_dtypes: list[np.dtype], out: np.dtype, attrs: Any, d: Dialect
-) -> str:
-    if op == "cast":
-        (a,), (t,) = args, in_dtypes
-        return f"({a} != 0)" if out.kind == "b" else a
-    if op == "full_like":
-        return literal(attrs["value"], out)
-    if op == "where":
-        c, a, b = args
-        condition = _as(np.dtype(bool), c, in_dtypes[0])
-        return f"({_as(out, a, in_dtypes[1])} if {condition} else {_as(out, b, in_dtypes[2])})"
-    if op in COMPARISON:
-        common = _common(in_dtypes)
-        a, b = (_as(common, x, t) for x, t in zip(args, in_dtypes, strict=True))
-        return f"({a} {COMPARISON[op]} {b})"
-    if op in ("logical_and", "logical_or"):
-        a, b = (_as(np.dtype(bool), x, t) for x, t in zip(args, in_dtypes, strict=True))
-        return f"({a} {'&' if op == 'logical_and' else '|'} {b})"
-    if op == "logical_not":
-        return f"(not {_as(np.dtype(bool), args[0], in_dtypes[0])})"
-    if op in ("isnan", "isinf", "isfinite"):
-        (a,), (t,) = args, in_dtypes
-        if t.kind != "f":
-            return "True" if op == "isfinite" else "False"
-        return f"{d.function(op, t)}({a})"
-    converted = [_as(out, x, t) for x, t in zip(args, in_dtypes, strict=True)]
-    if len(converted) == 1:
-        result = _unary(op, converted[0], out, d)
-    elif len(converted) == 2:
-        result = _binary(op, converted[0], converted[1], out, d)
-    else:
-        result = None
-    if result is None:
-        raise NotImplementedError(f"no scalar formula for {op} on {in_dtypes} -> {out}")
-    return result
 
 
 def identity(op: str, dtype: np.dtype) -> str:

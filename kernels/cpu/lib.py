@@ -63,14 +63,14 @@ def rmin(a, b):
 
 @inline
 def maxnan(a, b):
-    """numpy.maximum: NaN wins."""
-    return a if (a >= b or a != a) else b
+    """numpy.maximum: NaN wins; of two equal values (0.0 and -0.0) the second."""
+    return a if (a > b or a != a) else b
 
 
 @inline
 def minnan(a, b):
-    """numpy.minimum: NaN wins."""
-    return a if (a <= b or a != a) else b
+    """numpy.minimum: NaN wins; of two equal values (0.0 and -0.0) the second."""
+    return a if (a < b or a != a) else b
 
 
 @inline
@@ -154,7 +154,7 @@ def fsign(a):
         return 1.0
     if a < 0:
         return -1.0
-    return a
+    return a - a  # NaN stays NaN, -0.0 gives 0.0 (numpy's sign)
 
 
 @kernel

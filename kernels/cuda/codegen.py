@@ -33,7 +33,7 @@ from graphc.printer import format_node
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
-DIALECT = scalar.Dialect(lib.function, "cl")
+DIALECT = scalar.CUDA
 DECORATOR = "@cuda.jit" if lib.SIMULATED else "@cuda.jit(cache=True)"
 HEADER = '''"""graphc generated CUDA module: {what} (see Function.source)."""
 

@@ -1,71 +1,182 @@
-"""Device functions that generated CUDA kernels call, and the names of the float math
-they use: numpy's edge cases for division, modulo, powers, signs, rounding and
+"""Device functions that generated CUDA kernels call: the float math of the elementwise
+ops, and numpy's edge cases for division, modulo, powers, signs, rounding and
 NaN-propagating extrema, as ``cuda.jit(device=True)`` functions.
 
-Part of graphc.kernels. On a GPU the float functions are ``math``'s, which numba.cuda
-maps to libdevice (NaN and inf in, NaN and inf out). On numba's CUDA simulator kernels
-run as Python, where ``math.log(0.0)`` raises: there the same names are numpy's scalar
-functions, which follow IEEE like libdevice. `SIMULATED` says which one this process has.
+Part of graphc.kernels. Generated code calls these by the same names on a GPU and on
+numba's CUDA simulator (`scalar.CUDA` names one here for every float function), so CI
+runs the kernel text a GPU runs; numba inlines device functions, which costs nothing on
+a GPU. What differs is chosen here, once, at import: on a GPU the bodies call
+``math``'s functions, which numba.cuda maps to libdevice (NaN and inf in, NaN and inf
+out). On the simulator kernels run as Python, where ``math.log(0.0)`` raises: there the
+bodies call numpy's functions, which follow IEEE like libdevice (and Python's erf, which
+numpy lacks and which takes NaN and inf). `SIMULATED` says which one this process has.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import config, cuda
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
 
-# graphc op name -> the function generated code calls on a GPU (numba.cuda's math)
-GPU_MATH = {
-    "exp": "math.exp",
-    "log": "math.log",
-    "tanh": "math.tanh",
-    "expm1": "math.expm1",
-    "log1p": "math.log1p",
-    "erf": "math.erf",
-    "sin": "math.sin",
-    "cos": "math.cos",
-    "tan": "math.tan",
-    "arcsin": "math.asin",
-    "arccos": "math.acos",
-    "arctan": "math.atan",
-    "sinh": "math.sinh",
-    "cosh": "math.cosh",
-    "sqrt": "math.sqrt",
-    "floor": "math.floor",
-    "ceil": "math.ceil",
-    "abs": "abs",
-    "rint": "cl.rint",
-    "pow": "math.pow",
-    "isnan": "math.isnan",
-    "isinf": "math.isinf",
-    "isfinite": "math.isfinite",
-    "sigmoid": "cl.sigmoid",
-}
-# ... and on the simulator (numpy's scalar functions: no exceptions on NaN or inf)
-SIMULATOR_MATH = {
-    **{op: f"np.{op}" for op in GPU_MATH},
-    "erf": "math.erf",  # numpy has none; Python's takes NaN and inf
-    "pow": "np.power",
-    "rint": "np.rint",
-    "sigmoid": "cl.sigmoid",
-}
+
+def _pick(numpy_function: Callable[..., Any], math_function: Callable[..., Any]) -> Any:
+    """numpy's scalar function on the simulator, math's (libdevice's) on a GPU."""
+    return numpy_function if SIMULATED else math_function
 
 
-def function(name: str, dtype: np.dtype) -> str:
-    """The float function `name` for generated code in this process (see the module doc)."""
-    return (SIMULATOR_MATH if SIMULATED else GPU_MATH)[name]
+def _array_power(x: Any, y: Any) -> Any:
+    """numpy.power as its arrays compute it: numpy's float scalars take x ** 0.5 for
+    sqrt(x), which gives -0.0 and NaN at -0.0 and -inf where arrays (and C's pow) give
+    0.0 and inf."""
+    return np.power(np.array([x]), np.array([y]))[0]
 
 
-_floor = np.floor if SIMULATED else math.floor
-_fmod = np.fmod if SIMULATED else math.fmod
-_copysign = np.copysign if SIMULATED else math.copysign
-_exp = np.exp if SIMULATED else math.exp
-_isinf = np.isinf if SIMULATED else math.isinf
+_exp = _pick(np.exp, math.exp)
+_expm1 = _pick(np.expm1, math.expm1)
+_log = _pick(np.log, math.log)
+_log1p = _pick(np.log1p, math.log1p)
+_sqrt = _pick(np.sqrt, math.sqrt)
+_sin = _pick(np.sin, math.sin)
+_cos = _pick(np.cos, math.cos)
+_tan = _pick(np.tan, math.tan)
+_arcsin = _pick(np.arcsin, math.asin)
+_arccos = _pick(np.arccos, math.acos)
+_arctan = _pick(np.arctan, math.atan)
+_sinh = _pick(np.sinh, math.sinh)
+_cosh = _pick(np.cosh, math.cosh)
+_tanh = _pick(np.tanh, math.tanh)
+_erf = math.erf  # numpy has none; Python's takes NaN and inf without raising
+_power = _pick(_array_power, math.pow)
+_floor = _pick(np.floor, math.floor)  # a float on both (numba.cuda's floor and ceil)
+_ceil = _pick(np.ceil, math.ceil)
+_fmod = _pick(np.fmod, math.fmod)
+_copysign = _pick(np.copysign, math.copysign)
+_isnan = _pick(np.isnan, math.isnan)
+_isinf = _pick(np.isinf, math.isinf)
+_isfinite = _pick(np.isfinite, math.isfinite)
 
 device = cuda.jit(device=True)
+
+
+# The float math of the elementwise ops (scalar.CUDA's functions), named as the ops are
+# (numpy's names for abs and pow: absolute and power, below).
+
+
+@device
+def exp(x):
+    return _exp(x)
+
+
+@device
+def expm1(x):
+    return _expm1(x)
+
+
+@device
+def log(x):
+    return _log(x)
+
+
+@device
+def log1p(x):
+    return _log1p(x)
+
+
+@device
+def sqrt(x):
+    return _sqrt(x)
+
+
+@device
+def sin(x):
+    return _sin(x)
+
+
+@device
+def cos(x):
+    return _cos(x)
+
+
+@device
+def tan(x):
+    return _tan(x)
+
+
+@device
+def arcsin(x):
+    return _arcsin(x)
+
+
+@device
+def arccos(x):
+    return _arccos(x)
+
+
+@device
+def arctan(x):
+    return _arctan(x)
+
+
+@device
+def sinh(x):
+    return _sinh(x)
+
+
+@device
+def cosh(x):
+    return _cosh(x)
+
+
+@device
+def tanh(x):
+    return _tanh(x)
+
+
+@device
+def erf(x):
+    return _erf(x)
+
+
+@device
+def floor(x):
+    return _floor(x)
+
+
+@device
+def ceil(x):
+    return _ceil(x)
+
+
+@device
+def absolute(x):
+    """numpy.abs of a float (the op `abs`; named as numpy does, not to hide the builtin)."""
+    return abs(x)
+
+
+@device
+def power(x, y):
+    """numpy.power of floats (the op `pow`)."""
+    return _power(x, y)
+
+
+@device
+def isnan(x):
+    return _isnan(x)
+
+
+@device
+def isinf(x):
+    return _isinf(x)
+
+
+@device
+def isfinite(x):
+    return _isfinite(x)
 
 
 @device
@@ -79,24 +190,25 @@ def sigmoid(x):
 
 @device
 def rint(x):
-    """Round half to even (numpy.rint), on a GPU where numba exposes no rint."""
+    """Round half to even (numpy.rint), the same arithmetic on a GPU and the simulator.
+    The result keeps x's sign, as numpy's does: rint(-0.4) is -0.0."""
     r = _floor(x)
     d = x - r
     if d > 0.5 or (d == 0.5 and _fmod(r, 2.0) != 0):
         r += 1
-    return r
+    return _copysign(r, x)
 
 
 @device
 def maxnan(a, b):
-    """numpy.maximum: NaN wins."""
-    return a if (a >= b or a != a) else b
+    """numpy.maximum: NaN wins; of equal values (0.0 and -0.0) the second, as numpy's."""
+    return a if (a > b or a != a) else b
 
 
 @device
 def minnan(a, b):
-    """numpy.minimum: NaN wins."""
-    return a if (a <= b or a != a) else b
+    """numpy.minimum: NaN wins; of equal values (0.0 and -0.0) the second, as numpy's."""
+    return a if (a < b or a != a) else b
 
 
 @device
@@ -128,10 +240,10 @@ def _floor_quotient(a, b):
     if mod != 0 and (b < 0) != (mod < 0):
         div -= 1.0
     if div != 0:
-        floor = _floor(div)
-        if div - floor > 0.5:
-            floor += 1.0
-        return floor
+        floored = _floor(div)
+        if div - floored > 0.5:
+            floored += 1.0
+        return floored
     return _copysign(div - div, a / b)
 
 
@@ -183,12 +295,12 @@ def ipow(a, b):
 
 @device
 def fsign(a):
-    """numpy.sign on floats: NaN stays NaN, zeros stay zero, infinities give 1 or -1."""
+    """numpy.sign on floats: NaN stays NaN, both zeros give 0.0, infinities give 1 or -1."""
     if a > 0:
         return 1.0
     if a < 0:
         return -1.0
-    return a
+    return a - a  # NaN, or 0.0 for either zero
 
 
 @device

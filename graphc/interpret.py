@@ -15,6 +15,7 @@ import numpy as np
 
 from graphc.errors import DTypeError, InputError, InternalError, ShapeError
 from graphc.ir import Graph, Node, Value, value_label
+from graphc.ops.fused import body_types
 from graphc.registry import lookup
 from graphc.types import Sym, TensorType
 
@@ -75,8 +76,20 @@ def concrete_types(
             types = inferred if isinstance(inferred, tuple) else (inferred,)
         for index, (symbolic, concrete) in enumerate(zip(n.types, types, strict=True)):
             bind_dims(symbolic, concrete, bindings, value_label(n, index))
+        if n.op == "fused":
+            _bind_body(g, n, [result[v.node][v.index] for v in n.inputs], bindings)
         result[n.id] = types
     return result
+
+
+def _bind_body(g: Graph, n: Node, concrete: list[TensorType], bindings: dict[Sym, int]) -> None:
+    """Bind the run-time sizes only a fused body's inner values have (a broadcast of two
+    unrelated sizes, reduced away): the kernel iterates over them."""
+    body = n.attrs["body"]
+    symbolic = body_types(tuple(g.type_of(v) for v in n.inputs), body)
+    actual = body_types(tuple(concrete), body)
+    for index, (s, c) in enumerate(zip(symbolic, actual, strict=True)):
+        bind_dims(s, c, bindings, f"{value_label(n, 0)} (fused value {index})")
 
 
 def evaluate(

@@ -17,18 +17,36 @@ its data lives during a call:
 and the order the kernels run in (the graph's node order). Run-time sizes (`Sym`s)
 become slots of one int64 array, `dims`, that the runtime fills once per new set
 of feed shapes; every size in generated code is a literal or a slot.
+
+It also says what each step computes, once for both backends, as a typed record in
+`Program.kernels` (parallel to `Program.steps`):
+
+  Loop       an elementwise op, a reduction (sum, prod, max, min) or a fused group of
+             kind elementwise or reduction: operands (arrays, or scalar constants the
+             kernel takes as literals), body steps with their types, results,
+             iteration shape and the closing reduction
+  Library    any other computing op (matmul, conv2d, sort, gather, a fused matmul...)
+  View       an op with the "view" trait (transpose, slice, reshape, split, ...)
+
+`format_program` prints a program (`str(program)`) and `verify_program` checks it;
+`plan` runs the verifier when GRAPHC_VERIFY is set, as the pass manager verifies
+every pass.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from graphc import config
+from graphc.errors import InternalError
 from graphc.ir import Graph, Node, Value
-from graphc.registry import REGISTRY, lookup
-from graphc.types import Sym, TensorType
+from graphc.ops.fused import body_types
+from graphc.registry import REGISTRY, Attrs, ConstArray, lookup
+from graphc.types import Shape, Sym, TensorType
 
 ALIGN = 64  # bytes: each arena buffer starts on a cache line
 # the ops every backend computes with its elementwise loop (one body step)
@@ -39,6 +57,10 @@ ELEMENTWISE_OPS = tuple(
         if "elementwise" in opdef.traits and "source" not in opdef.traits
     )
 )
+# the reductions a loop kernel ends with (argmax and argmin are library ops)
+LOOP_REDUCTIONS = ("max", "min", "prod", "sum")
+_LOOP_OPS = frozenset(ELEMENTWISE_OPS) | frozenset(LOOP_REDUCTIONS)
+HOMES = frozenset({"input", "variable", "constant", "arena", "fresh", "state", "view", "returned"})
 
 
 @dataclass(frozen=True)
@@ -49,9 +71,138 @@ class Buffer:
     sized_like: TensorType
 
 
+# ------------------------------------------------------------------ kernel records
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One operand of a Loop: an array value of the graph, or a scalar constant.
+
+    A scalar constant is a one-element constant, either an input of the node or a
+    `constant` step of a fused body. Backends pass it as a literal or a scalar
+    parameter, never as an array, so kernels that differ only in their constants can
+    be one kernel. Its `type` keeps the constant's own shape ((), (1,), (1, 1), ...),
+    which still takes part in broadcasting."""
+
+    type: TensorType
+    value: Value | None = None  # the array read; None for a scalar constant
+    constant: ConstArray | None = None  # a scalar constant's one-element array
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.constant is not None
+
+    @property
+    def scalar(self) -> np.generic:
+        """A scalar constant's value: a numpy scalar of exactly `type.dtype`."""
+        if self.constant is None:
+            raise InternalError(f"operand {self.value} is an array, not a scalar constant")
+        return self.constant.array.reshape(-1)[0]
+
+
+@dataclass(frozen=True)
+class LoopStep:
+    """One step of a Loop's body: `op` with `attrs` over the flat values `args`
+    (indices into the Loop's operands, then the earlier steps' values); its value,
+    of type `type`, is the next one of the flat list."""
+
+    op: str
+    args: tuple[int, ...]
+    attrs: Attrs
+    type: TensorType
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """The reduction that ends a Loop's body: `op` over `axes` (sorted, non-negative
+    axes of the iteration shape) of the flat value `source`, keeping the reduced axes
+    as size 1 when `keepdims`."""
+
+    op: str
+    axes: tuple[int, ...]
+    source: int
+    keepdims: bool
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A loop kernel: an elementwise op, a reduction, or a fused elementwise or
+    reduction group, as one description.
+
+    The flat value list is the operands, then one value per body step. Result i
+    (an index into that list) is written to `outputs[i]`, the node's output i. An
+    elementwise loop runs over `shape`, its outputs' shape, reading each operand with
+    numpy broadcasting. A reduction loop runs over `shape`, the shape of the reduced
+    value (`reduction.source`); its last body step is the reduction itself."""
+
+    node: int  # the node it computes
+    operands: tuple[Operand, ...]
+    body: tuple[LoopStep, ...]
+    results: tuple[int, ...]
+    outputs: tuple[Value, ...]
+    shape: Shape  # the iteration space
+    reduction: Reduction | None = None
+
+    @property
+    def kind(self) -> str:
+        return "elementwise" if self.reduction is None else "reduction"
+
+    @property
+    def value_types(self) -> tuple[TensorType, ...]:
+        """The type of every flat value: operands, then steps."""
+        return tuple(o.type for o in self.operands) + tuple(s.type for s in self.body)
+
+    @property
+    def scalars(self) -> frozenset[int]:
+        """The operand positions that are scalar constants."""
+        return frozenset(i for i, o in enumerate(self.operands) if o.is_scalar)
+
+    @property
+    def prologue(self) -> tuple[LoopStep, ...]:
+        """The elementwise steps: the body without its closing reduction."""
+        return self.body if self.reduction is None else self.body[:-1]
+
+    @property
+    def fused_body(self) -> tuple[tuple[str, tuple[int, ...], Attrs], ...]:
+        """The body as (op, args, attrs) triples, the form of a fused node's body."""
+        return tuple((s.op, s.args, s.attrs) for s in self.body)
+
+
+@dataclass(frozen=True)
+class Library:
+    """A step a backend computes with an emitter of its own (matmul, conv2d, sort,
+    take, pad, argmax, a fused matmul with its epilogue, ...): `op` with `attrs`
+    over `inputs`, writing `outputs`."""
+
+    node: int
+    op: str
+    attrs: Attrs
+    inputs: tuple[Value, ...]
+    outputs: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class View:
+    """A step with the "view" trait: `outputs` are views of `source`'s data (on the
+    CPU; the CUDA backend copies the strided ones). `like` holds the inputs that only
+    give a shape (reshape_like, split_like)."""
+
+    node: int
+    op: str
+    attrs: Attrs
+    source: Value
+    outputs: tuple[Value, ...]
+    like: tuple[Value, ...] = ()
+
+
+KernelRecord = Loop | Library | View
+
+
 @dataclass(frozen=True)
 class Program:
-    """What to run and where each value lives; see the module docstring."""
+    """What to run and where each value lives; see the module docstring.
+
+    `kernels[i]` is the record of `steps[i]`; `str(program)` prints it all."""
 
     graph: Graph
     steps: tuple[Node, ...]  # the nodes that compute, in order
@@ -64,9 +215,15 @@ class Program:
     arena_slot: dict[Value, int] = field(repr=False)  # arena value -> buffer index
     state_of: dict[Value, int] = field(repr=False)  # "state" value -> variable node id
     copied_outputs: frozenset[int] = frozenset()  # output positions that need a copy
+    kernels: tuple[KernelRecord, ...] = ()  # one record per step, in order
 
     def slot(self, sym: Sym) -> int:
         return self.dims.index(sym)
+
+    def __str__(self) -> str:
+        from graphc.kernels.program_text import format_program
+
+        return format_program(self)
 
 
 def _is_view(n: Node) -> bool:
@@ -74,9 +231,14 @@ def _is_view(n: Node) -> bool:
 
 
 def _collect_dims(g: Graph) -> tuple[Sym, ...]:
+    """Every run-time size of the graph's values, fused bodies' inner values included
+    (a kernel iterates over them; the runtime binds them: interpret.concrete_types)."""
     seen: dict[Sym, None] = {}
     for n in g.nodes:
-        for t in n.types:
+        types = list(n.types)
+        if n.op == "fused":
+            types += body_types(tuple(g.type_of(v) for v in n.inputs), n.attrs["body"])
+        for t in types:
             for d in t.shape:
                 if isinstance(d, Sym):
                     seen.setdefault(d, None)
@@ -166,7 +328,7 @@ def plan(g: Graph) -> Program:
         if home[v] != "fresh" or v in claimed:
             copied.add(i)
         claimed.add(v)
-    return Program(
+    program = Program(
         graph=g,
         steps=tuple(steps),
         dims=_collect_dims(g),
@@ -178,7 +340,104 @@ def plan(g: Graph) -> Program:
         arena_slot=arena_slot,
         state_of=state_of,
         copied_outputs=frozenset(copied),
+        kernels=tuple(kernel_record(g, n) for n in steps),
     )
+    if config.verify_passes():
+        from graphc.kernels.verify import verify_program
+
+        verify_program(program)
+    return program
+
+
+# ------------------------------------------------------------------ building the records
+
+
+def record_kind(n: Node) -> type:
+    """Which record describes step `n`: Loop, View or Library."""
+    if n.op in _LOOP_OPS or (n.op == "fused" and n.attrs["kind"] != "matmul"):
+        return Loop
+    return View if _is_view(n) else Library
+
+
+def kernel_record(g: Graph, n: Node) -> KernelRecord:
+    """The record of step `n` of `g`."""
+    kind = record_kind(n)
+    if kind is Loop:
+        return _loop(g, n)
+    if kind is View:
+        return View(n.id, n.op, n.attrs, n.inputs[0], n.outputs, n.inputs[1:])
+    return Library(n.id, n.op, n.attrs, n.inputs, n.outputs)
+
+
+def _is_scalar_constant(n: Node) -> bool:
+    return n.op == "constant" and n.attrs["value"].array.size == 1  # (an empty one has none)
+
+
+def infer_step(op: str, types: list[TensorType], attrs: Attrs) -> TensorType:
+    """The type of one loop step's value (a loop step has exactly one)."""
+    opdef = lookup(op)
+    inferred = opdef.infer(*types, **opdef.check_attrs(attrs))
+    inferred = inferred if isinstance(inferred, tuple) else (inferred,)
+    if len(inferred) != 1:
+        raise InternalError(f"loop step {op} has {len(inferred)} results, not one")
+    return inferred[0]
+
+
+@functools.lru_cache(maxsize=4096)
+def _step_type(op: str, types: tuple[TensorType, ...], attrs: Attrs) -> TensorType:
+    """`_infer_step`, remembered: the layers of a model repeat the same steps, and
+    every compile plans its graph (the verifier infers afresh)."""
+    return infer_step(op, list(types), attrs)
+
+
+def _loop(g: Graph, n: Node) -> Loop:
+    """The Loop of an elementwise op, a reduction or a fused elementwise/reduction group.
+
+    A single op is the one-step body `op(x0, x1, ...)`. Every one-element constant (an
+    input, or a `constant` step of the body) becomes a scalar operand: the inputs keep
+    their positions, the constant steps follow them, and the body is renumbered."""
+    n_in = len(n.inputs)
+    if n.op == "fused":
+        body, results = n.attrs["body"], n.attrs["results"]
+    else:
+        body, results = ((n.op, tuple(range(n_in)), n.attrs),), (n_in,)
+    operands: list[Operand] = []
+    for v in n.inputs:
+        producer = g.by_id[v.node]
+        t = producer.types[v.index]
+        if _is_scalar_constant(producer):
+            operands.append(Operand(t, constant=producer.attrs["value"]))
+        else:
+            operands.append(Operand(t, v))
+    where = {i: i for i in range(n_in)}  # flat index in the body -> flat index here
+    for k, (op, _, attrs) in enumerate(body):
+        if op == "constant" and attrs["value"].array.size == 1:
+            array = attrs["value"].array
+            where[n_in + k] = len(operands)
+            operands.append(Operand(TensorType(array.dtype, array.shape), constant=attrs["value"]))
+    types = [o.type for o in operands]
+    steps: list[LoopStep] = []
+    for k, (op, args, attrs) in enumerate(body):
+        if n_in + k in where:
+            continue  # a scalar constant, now an operand
+        moved = tuple(where[a] for a in args)
+        step = LoopStep(op, moved, attrs, _step_type(op, tuple(types[a] for a in moved), attrs))
+        where[n_in + k] = len(types)
+        types.append(step.type)
+        steps.append(step)
+    results = tuple(where[r] for r in results)
+    if steps and steps[-1].op in LOOP_REDUCTIONS:
+        last = steps[-1]
+        (source,) = last.args
+        shape = types[source].shape
+        axes = normalized_axes(last.attrs["axes"], len(shape))
+        reduction = Reduction(last.op, axes, source, bool(last.attrs["keepdims"]))
+        return Loop(n.id, tuple(operands), tuple(steps), results, n.outputs, shape, reduction)
+    return Loop(n.id, tuple(operands), tuple(steps), results, n.outputs, n.types[0].shape)
+
+
+def normalized_axes(axes: tuple[int, ...], rank: int) -> tuple[int, ...]:
+    return tuple(sorted({a % rank for a in axes})) if rank else ()
 
 
 def source_types(program: Program) -> str:

@@ -45,15 +45,19 @@ def _pick(values: list[Any], results: tuple[int, ...]) -> tuple[Any, ...]:
     return tuple(values[r] for r in results)
 
 
+def body_types(types: tuple[TensorType, ...], body: tuple[Step, ...]) -> list[TensorType]:
+    """The type of every value of the flat list: `types` (the inputs'), then each step's."""
+    return _values_after(
+        types, body, lambda opdef, args, attrs: opdef.infer(*args, **opdef.check_attrs(attrs))
+    )
+
+
 def _infer_fused(
     *types: TensorType, body: tuple[Step, ...], results: tuple[int, ...], kind: str
 ) -> tuple[TensorType, ...]:
     if kind not in KINDS:
         raise ArgumentError(f"fused kind must be one of {KINDS}, got {kind!r}")
-    values = _values_after(
-        types, body, lambda opdef, args, attrs: opdef.infer(*args, **opdef.check_attrs(attrs))
-    )
-    return _pick(values, results)
+    return _pick(body_types(types, body), results)
 
 
 def _fused(

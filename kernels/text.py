@@ -1,5 +1,6 @@
-"""Generated source text, shared by both code generators: tuple expressions, comments
-that cannot become code, the compiled text of a module and its name.
+"""Generated source text, shared by both code generators: tuple expressions, products
+of sizes, indentation, comments that cannot become code, the compiled text of a module
+and its name.
 
 Part of graphc.kernels. A generated module is named by a digest of the text numba
 compiles (its source without comments), so graphs and processes that generate the
@@ -16,6 +17,26 @@ import tokenize
 def tuple_expr(items: list[str]) -> str:
     """A tuple expression of `items`: `(a,)` for one, `()` for none."""
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def product(factors: list[str]) -> str:
+    """The product of size expressions, int literals folded first: "1" for none, "0"
+    when one is 0, `10 * d0` for ["2", "d0", "5"]."""
+    known = 1
+    rest = []
+    for factor in factors:
+        if factor.isdigit():
+            known *= int(factor)
+        else:
+            rest.append(factor)
+    if known == 0 or not rest:
+        return str(known)
+    return " * ".join(rest if known == 1 else [str(known), *rest])
+
+
+def indent(lines: list[str], depth: int = 1) -> list[str]:
+    """`lines` indented by `depth` levels of four spaces."""
+    return ["    " * depth + line for line in lines]
 
 
 def comment(text: str) -> str:

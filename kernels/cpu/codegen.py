@@ -23,8 +23,10 @@ through small helpers in lib.py, compiled and cached once per signature.
 Besides the entry the module defines `arena_bytes(dims)`, plain Python, which the
 runtime calls once per new set of feed shapes to size the arena.
 
-Emitters for ops outside this file register themselves in `emit.EMITTERS` (see
-emit.py); importing `graphc.kernels.cpu.ops` loads them all.
+The frame of the entry (names, storage, sources, returns, the arena) is the writer both
+targets share (kernels/writer.py); this one adds kernel modules and threads. Emitters
+register in the one registry of every target (kernels/emit.py); importing
+`graphc.kernels.cpu.ops` loads this target's.
 """
 
 from __future__ import annotations
@@ -33,15 +35,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from graphc.ir import Node, Value
+from graphc.kernels import emit as emitters
 from graphc.kernels import plan as planning
-from graphc.kernels import scalar, text
+from graphc.kernels import scalar, text, writer
 from graphc.kernels.cpu import emit, inline, loops
-from graphc.printer import format_node
+from graphc.kernels.writer import EntryWriter
 from graphc.registry import lookup
-from graphc.types import Dim, TensorType
+from graphc.types import TensorType
 
 CHUNKS = 64  # a parallel loop is split into at most this many pieces, shared by the threads
 # numba turns only the explicit prange loop into parallel code, nothing else
@@ -155,91 +156,67 @@ class Generated:
         return "\n\n".join(parts)
 
 
-class Writer:
-    """Builds the entry function; the `emit.Emitter` that emitters see."""
+class Binding(str):
+    """An entry statement that binds an output's storage: it reads nothing, so it may
+    move up, out of a group of kernels sharing one `prange` (_expand)."""
+
+
+class Writer(EntryWriter):
+    """Writes the entry function: the frame (writer.py) and, for this target, kernel
+    modules called through their addresses, which may run by chunks on threads."""
+
+    target = "cpu"
 
     def __init__(self, program: planning.Program, parallel: bool, min_parallel: int) -> None:
-        self.program = program
-        self.graph = program.graph
+        super().__init__(program)
         self.parallel = parallel
         self.min_parallel = min_parallel
-        self.lines: list[str] = []
-        self.names: dict[Value, str] = {}
-        self.contiguous: dict[Value, bool] = {}
-        self.used: set[Value] = set()  # values some statement reads
-        self.chunked: list[_Chunked] = []  # kernels that may run by chunks (see _expand)
-        self.hoistable: set[int] = set()  # lines binding an output's storage
         # by module name and parameter types (one per overload), in order of first use;
         # the entry's comments call the i-th `k<i>`
         self.kernels: dict[tuple[str, tuple[Param, ...]], Kernel] = {}
-        self.carved: dict[tuple[int, TensorType], str] = {}  # (buffer, type) -> its array
-        self._counter = 0
 
-    # ---- the Emitter protocol
+    # ---- the target's statements
 
-    def arg(self, value: Value) -> str:
-        self.used.add(value)
-        return self.names[value]
+    def check_input(self, name: str, node: Node) -> None:
+        for axis, d in enumerate(node.types[0].shape):
+            if isinstance(d, int):
+                self.line(f"if {name}.shape[{axis}] != {d}:")
+                self.line('    raise lib.FeedShapeError("a feed has the wrong shape")')
 
-    def out(self, node: Node, index: int = 0) -> str:
-        return self.names[Value(node.id, index)]
+    def carve(self, start: str, tensor_type: TensorType) -> str:
+        count = self.size(tensor_type)
+        stop = f"{start} + {tensor_type.dtype.itemsize} * {count}"
+        if start.isdigit() and count.isdigit():
+            stop = str(int(start) + tensor_type.dtype.itemsize * int(count))
+        if start.isdigit():  # (a library function called with int literals is compiled
+            # again for every value)
+            start, stop = f"np.intp({start})", f"np.intp({stop})"
+        dtype = scalar.ctor(tensor_type.dtype)
+        return f"lib.carve(arena, {start}, {stop}, {self.sizes(tensor_type)}, {dtype})"
 
-    def define(self, node: Node, index: int, expression: str) -> None:
-        value = Value(node.id, index)
-        name = self._name(value)
-        self.line(f"{name} = {expression}")
-        self.names[value] = name
-        self.contiguous.setdefault(value, False)
+    def empty(self, tensor_type: TensorType) -> str:
+        return f"np.empty({self.shape(tensor_type)}, {scalar.ctor(tensor_type.dtype)})"
 
-    def dim(self, dim: Dim) -> str:
-        return str(dim) if isinstance(dim, int) else f"d{self.program.slot(dim)}"
+    def copy(self, name: str) -> str:
+        return f"{name}.copy()"  # (C-contiguous; 0-d stays 0-d)
 
-    def shape(self, tensor_type: TensorType) -> str:
-        return _tuple([self.dim(d) for d in tensor_type.shape])
+    def bind(self, statement: str) -> None:
+        self.lines.append(Binding(statement))
+
+    # ---- for the emitters of this backend
 
     def sizes(self, tensor_type: TensorType) -> str:
         """The shape as a tuple whose items are never numba literals: a library function
         called with literal ints would be compiled again for every value."""
-        return _tuple(
+        return text.tuple_expr(
             [f"np.intp({d})" if isinstance(d, int) else self.dim(d) for d in tensor_type.shape]
         )
-
-    def type_of(self, value: Value) -> TensorType:
-        return self.graph.type_of(value)
-
-    def line(self, statement: str) -> None:
-        self.lines.append(statement)
-
-    def temp(self, hint: str = "t") -> str:
-        self._counter += 1
-        return f"{hint}_{self._counter}"
-
-    # ---- helpers for the emitters of this backend
-
-    def _name(self, value: Value) -> str:
-        return f"v{value.node}" if value.index == 0 else f"v{value.node}_{value.index}"
-
-    def is_contiguous(self, value: Value) -> bool:
-        return self.contiguous.get(value, False)
 
     def contiguous_arg(self, value: Value) -> str:
         name = self.arg(value)
         if self.is_contiguous(value) or self.type_of(value).ndim == 0:
             return name  # (numba's ascontiguousarray makes a 0-d array 1-d)
         return f"np.ascontiguousarray({name})"
-
-    def size(self, tensor_type: TensorType) -> str:
-        """The element count: an int literal when every dim is known."""
-        known = 1
-        factors = []
-        for d in tensor_type.shape:
-            if isinstance(d, int):
-                known *= d
-            else:
-                factors.append(self.dim(d))
-        if not factors or known == 0:
-            return str(known)
-        return " * ".join(factors if known == 1 else [str(known), *factors])
 
     def call_kernel(self, function: str, args: list[Arg], what: str, parallel: bool) -> str:
         """The statement calling `function` (the text of one numba function named
@@ -271,25 +248,24 @@ class Writer:
         `rows`: chunk index i is row i of the node's outputs (it is in a flat loop over
         anything but a column), so it may share a `prange` with its row-wise neighbours."""
         small = work.isdigit() and int(work) < self.min_parallel
-        chunk = _Chunked(source, args, extent, work, n, len(self.lines), node, rows, what)
+        chunk = _Chunked(source, args, extent, work, n, node, rows, what)
         if not self.parallel or node is None or small:
-            self.lines.append(_serial_call(self, chunk))
-            return
-        self.chunked.append(chunk)
-        self.lines.append("")  # replaced by _expand
+            self.line(_serial_call(self, chunk))
+        else:
+            self.lines.append(chunk)  # written serially or in parallel by _expand
 
 
 @dataclass(frozen=True)
 class _Chunked:
-    """A kernel call that may run by chunks on several threads, and where it goes."""
+    """A kernel call that may run by chunks on several threads: a placeholder among the
+    entry's statements until _expand writes it."""
 
     source: str
     args: list[Arg]
     extent: str
     work: str
     n: Arg
-    line: int
-    node: Node | None  # whose inputs it reads and outputs it writes
+    node: Node  # whose inputs it reads and outputs it writes
     rows: bool  # chunk i is row i of its outputs
     what: str  # the ops it runs
 
@@ -303,75 +279,74 @@ class _Chunked:
         return known
 
 
+def _is_comment(item: object) -> bool:
+    return isinstance(item, str) and item.lstrip().startswith("#")
+
+
 def _expand(w: Writer) -> list[str]:
     """The entry's statements with each chunkable kernel written serially or in parallel.
 
-    Row-wise neighbours (see _groups) share one `prange`: each thread runs all of them
+    Row-wise neighbours (see _joins) share one `prange`: each thread runs all of them
     over its rows while those rows are in its cache (a softmax: max, exp, sum, divide).
     Numba compiles every `prange` loop as a function of its own, about a second each
     on this machine's class, so a graph gets parallel loops only where they pay: all
     its groups if it has at most MAX_PARALLEL, else those with at least
     PARALLEL_WEIGHT elements per run-time size unit."""
-    groups = _groups(w)
-    lines: list[str | None] = list(w.lines)
-    for group in reversed(groups):
-        first, last = group[0].line, group[-1].line
-        weight = max(k.weight for k in group)
-        if len(groups) <= MAX_PARALLEL or weight >= PARALLEL_WEIGHT:
-            hoisted = [lines[i] for i in range(first, last) if i in w.hoistable]
-            comments = {k.line: _comments(lines, first, k.line) for k in group}
-            for i in range(first, last + 1):
-                if i in w.hoistable or lines[i].lstrip().startswith("#") or not lines[i]:
-                    lines[i] = None
-            lines[first] = _parallel_call(w, group, hoisted, comments)  # type: ignore[assignment]
-        else:
-            for k in group:
-                lines[k.line] = _serial_call(w, k)
+    pieces = _grouped(w)
+    groups = [p for p in pieces if isinstance(p, list)]
     out: list[str] = []
-    for line in lines:
-        if isinstance(line, list):
-            out += line
-        elif line is not None:
-            out.append(line)
+    for piece in pieces:
+        if not isinstance(piece, list):
+            out.append(piece)
+            continue
+        members = [k for k in piece if isinstance(k, _Chunked)]
+        weight = max(k.weight for k in members)
+        if len(groups) <= MAX_PARALLEL or weight >= PARALLEL_WEIGHT:
+            out += [item for item in piece if isinstance(item, Binding)]
+            out += _parallel_call(w, piece)
+        else:
+            out += [_serial_call(w, k) if isinstance(k, _Chunked) else k for k in piece]
     return out
 
 
-def _comments(lines: list, start: int, stop: int) -> list[str]:
-    """The IR comment lines in [start, stop) that belong to the kernel at `stop`."""
-    found: list[str] = []
-    for i in range(stop - 1, start, -1):
-        line = lines[i]
-        if isinstance(line, str) and line.lstrip().startswith("#"):
-            found.insert(0, line)
-        elif isinstance(line, str) and line:
-            continue
+def _grouped(w: Writer) -> list:
+    """The entry's statements, each group of chunkable kernels that can run chunk by
+    chunk together gathered in a list: its members and the comments and storage
+    bindings between them (nothing else may come between). Members have the same
+    extent and chunks that are rows of their outputs; every value one of them made is
+    read by the others only in its own rows, and no two of their values share storage
+    unless of the same type (so a row of one is the same bytes as that row of the
+    other)."""
+    pieces: list = []
+    group: list | None = None  # the open group, from its first member to its last
+    tail: list = []  # comments and bindings after the open group's last member
+    for item in w.lines:
+        if isinstance(item, _Chunked):
+            members = [k for k in group or () if isinstance(k, _Chunked)]
+            if group is not None and len(members) < MAX_GROUP and _joins(w, members, item):
+                group += [*tail, item]
+            else:
+                if group is not None:
+                    pieces.append(group)
+                pieces += tail
+                group = [item]
+            tail = []
+        elif group is not None and (_is_comment(item) or isinstance(item, Binding)):
+            tail.append(item)
         else:
-            break
-    return found
-
-
-def _groups(w: Writer) -> list[list[_Chunked]]:
-    """Consecutive chunkable kernels that can run chunk by chunk together: the same
-    extent, chunks that are rows of their outputs, nothing between them but comments
-    and output bindings, every value one of them made read by the others only in its
-    own rows, and no two of their values sharing storage unless of the same type (so a
-    row of one is the same bytes as that row of the other)."""
-    groups: list[list[_Chunked]] = []
-    for k in w.chunked:
-        last = groups[-1] if groups else None
-        if last is not None and len(last) < MAX_GROUP and _joins(w, last, k):
-            last.append(k)
-        else:
-            groups.append([k])
-    return groups
+            if group is not None:
+                pieces.append(group)
+                group = None
+            pieces += [*tail, item]
+            tail = []
+    if group is not None:
+        pieces.append(group)
+    return pieces + tail
 
 
 def _joins(w: Writer, group: list[_Chunked], k: _Chunked) -> bool:
     previous = group[-1]
     if not (k.rows and previous.rows) or k.extent != previous.extent:
-        return False
-    between = range(previous.line + 1, k.line)
-    if any(not (i in w.hoistable or w.lines[i].lstrip().startswith("#")) for i in between):
         return False
     made = {v for m in group for v in m.node.outputs}
     return _reads_own_rows(w, k, made) and _storage_agrees(w, [*group, k], made)
@@ -420,16 +395,22 @@ def _serial_call(w: Writer, k: _Chunked) -> str:
     return w.call_kernel(k.source, args, k.what, parallel=False)
 
 
-def _parallel_call(
-    w: Writer,
-    group: list[_Chunked],
-    hoisted: list[str],
-    comments: dict[int, list[str]],
-) -> list[str]:
-    """A kernel running a `prange` over chunks of [0, extent) that runs every kernel of
-    `group` on each chunk in turn (one chunk when the work is small), and its call.
-    The members' bodies are pasted into the loop (inline.py); the function's names
-    depend only on its text, so equal groups in any graph are one kernel."""
+def _parallel_call(w: Writer, piece: list) -> list[str]:
+    """The call of a kernel running a `prange` over chunks of [0, extent) that runs every
+    kernel of the group `piece` (_grouped) on each chunk in turn (one chunk when the work
+    is small). The members' bodies are pasted into the loop (inline.py), each after the
+    IR comments that came before it; the function's names depend only on its text, so
+    equal groups in any graph are one kernel."""
+    group: list[_Chunked] = []
+    comments: list[list[str]] = []  # the IR comments before each member
+    pending: list[str] = []
+    for item in piece:
+        if isinstance(item, _Chunked):
+            group.append(item)
+            comments.append(pending)
+            pending = []
+        elif _is_comment(item):
+            pending.append(item)
     first = group[0]
     params: list[str] = []
     args: list[Arg] = []
@@ -445,17 +426,15 @@ def _parallel_call(
     count, total = param(index_arg(first.extent)), param(index_arg(work))
     inliner = inline.Inliner()
     body = ["lo = c * step", "hi = min(lo + step, count)"]
-    for j, k in enumerate(group):
+    for k, before in zip(group, comments, strict=True):
         names = [param(a) for a in k.args]
         sizes = param(k.n)
-        if j:
-            body += comments.get(k.line, [])
+        body += before
         body += inliner.statements(k.source, [*names, "lo", "hi", sizes])
     options = f'cache=True, nogil=True, error_model="numpy", parallel={PARALLEL_OPTIONS}'
     function = [
         f"@numba.njit({options})",
         f"def kernel({', '.join(params)}):",
-        *["    " + line for line in comments.get(first.line, [])],
         f"    count = {count}",
         # a fixed number of chunks: numba.get_num_threads() would make it uncacheable
         f"    step = max(1, (count + {CHUNKS - 1}) // {CHUNKS}) "
@@ -464,101 +443,7 @@ def _parallel_call(
         *["        " + line for line in body],
     ]
     what = " | ".join(k.what for k in group)
-    return [*hoisted, w.call_kernel("\n".join(function) + "\n", args, what, parallel=True)]
-
-
-def _tuple(items: list[str]) -> str:
-    """A tuple expression of `items`: `(a,)` for one."""
-    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-
-
-def _dtype(dtype: np.dtype) -> str:
-    return "np.bool_" if dtype.kind == "b" else f"np.{dtype.name}"
-
-
-def _allocate(w: Writer, value: Value, offsets: dict[int, str]) -> None:
-    """Bind `value` to its storage before its node runs (alloc-mode ops)."""
-    program = w.program
-    t = w.type_of(value)
-    name = w._name(value)
-    home = program.home[value]
-    if home == "arena":
-        buffer = program.arena_slot[value]
-        carved = (buffer, t)
-        if carved in w.carved:  # the same bytes as the same array: one binding
-            w.names[value] = w.carved[carved]
-            w.contiguous[value] = True
-            return
-        w.carved[carved] = name
-        w.hoistable.add(len(w.lines))  # binding storage reads nothing: may move up (_expand)
-        start = offsets[buffer]
-        count = w.size(t)
-        stop = f"{start} + {t.dtype.itemsize} * {count}"
-        if start.isdigit() and count.isdigit():
-            stop = str(int(start) + t.dtype.itemsize * int(count))
-        if start.isdigit():  # (a library function called with int literals is compiled
-            # again for every value)
-            start, stop = f"np.intp({start})", f"np.intp({stop})"
-        w.line(f"{name} = lib.carve(arena, {start}, {stop}, {w.sizes(t)}, {_dtype(t.dtype)})")
-    elif home == "state":
-        w.hoistable.add(len(w.lines))
-        w.line(f"{name} = {w.names[Value(program.state_of[value])]}")
-    else:
-        w.hoistable.add(len(w.lines))
-        w.line(f"{name} = np.empty({w.shape(t)}, {_dtype(t.dtype)})")
-    w.names[value] = name
-    w.contiguous[value] = True
-
-
-def _arena_layout(w: Writer) -> tuple[dict[int, str], str]:
-    """Each buffer's byte offset (an expression of d-variables) and the total size."""
-    lines, offsets, total = planning.arena_layout(w.program, w.size)
-    w.lines += lines
-    return offsets, total
-
-
-def _bind_sources(w: Writer, params: list[str]) -> None:
-    program, g = w.program, w.graph
-    for k, node_id in enumerate(program.inputs):
-        name = f"in{k}"
-        params.append(name)
-        node = g.by_id[node_id]
-        for axis, d in enumerate(node.types[0].shape):
-            if isinstance(d, int):
-                w.line(f"if {name}.shape[{axis}] != {d}:")
-                w.line('    raise lib.FeedShapeError("a feed has the wrong shape")')
-        w.names[Value(node_id)] = name
-        w.contiguous[Value(node_id)] = True
-    for k, node_id in enumerate(program.variables):
-        params.append(f"var{k}")
-        w.names[Value(node_id)] = f"var{k}"
-        w.contiguous[Value(node_id)] = True
-    for k, node_id in enumerate(program.constants):
-        w.names[Value(node_id)] = f"const{k}"
-        w.contiguous[Value(node_id)] = True
-
-
-def _returns(w: Writer) -> tuple[list[str], tuple[Value, ...], tuple[int, ...]]:
-    """The entry's return expressions: outputs (copied where they must be fresh), then
-    the new states of updates not computed in place."""
-    program, g = w.program, w.graph
-    exprs, values = [], []
-    for i, v in enumerate(g.outputs):
-        name = w.arg(v)  # (marks a returned constant as a parameter)
-        exprs.append(f"{name}.copy()" if i in program.copied_outputs else name)
-        values.append(v)
-    fetched = set(g.outputs)
-    new_states, seen = [], set()
-    for variable, v in g.updates:
-        if program.home[v] == "state":
-            continue
-        name = w.arg(v)
-        fresh = program.home[v] == "fresh" and v not in fetched and v not in seen
-        exprs.append(name if fresh else f"{name}.copy()")  # (C-contiguous; 0-d stays 0-d)
-        values.append(v)
-        new_states.append(variable)
-        seen.add(v)
-    return exprs, tuple(values), tuple(new_states)
+    return [w.call_kernel("\n".join(function) + "\n", args, what, parallel=True)]
 
 
 BLAS_OPS = frozenset(
@@ -578,77 +463,38 @@ def _calls_blas(program: planning.Program) -> bool:
 
 def generate(program: planning.Program, *, parallel: bool, min_parallel: int) -> Generated:
     """The module source of `program` (see the module docstring)."""
-    from graphc.kernels.cpu import ops  # noqa: F401  (registers every emitter and library)
-
+    emitters.load(Writer.target)  # (and the libraries every module imports)
     w = Writer(program, parallel and not _calls_blas(program), min_parallel)
-    params: list[str] = []
-    # the sources' types: two graphs share an entry (and its compiled code) only if equal
-    for node_id in (*program.inputs, *program.variables, *program.constants):
-        w.line(f"# {text.comment(format_node(w.graph.by_id[node_id]))}")
-    for k, sym in enumerate(program.dims):
-        w.line(f"d{k} = dims[{k}]  # {text.comment(str(sym))}")
-    _bind_sources(w, params)
-    offsets, _ = _arena_layout(w)
-    for node in program.steps:
-        w.line(f"# {text.comment(format_node(node))}")
-        entry = emit.EMITTERS.get(node.op)
-        if entry is None:
-            raise NotImplementedError(f"the CPU backend has no emitter for op {node.op!r}")
-        if entry.alloc:
-            for value in node.outputs:
-                _allocate(w, value, offsets)
-        entry.emit(w, node)
-    exprs, values, new_states = _returns(w)
-    constants = tuple(i for i in program.constants if Value(i) in w.used)
-    params += [w.names[Value(i)] for i in constants]
+    body = w.write()
     takes = (bool(program.dims), bool(program.buffers))
-    params = [
-        name for name, wanted in zip(("dims", "arena"), takes, strict=True) if wanted
-    ] + params
-    if len(exprs) == 1:
-        w.line(f"return {exprs[0]}")
-    else:
-        w.line("return (" + ", ".join(exprs) + ("," if len(exprs) == 1 else "") + ")")
-    source, parallel_loops = _assemble(w, params)
+    params = [name for name, wanted in zip(("dims", "arena"), takes, strict=True) if wanted]
+    params += body.params
+    returns = list(body.returns)
+    w.line(f"return {returns[0]}" if len(returns) == 1 else f"return {text.tuple_expr(returns)}")
+    statements = "\n".join(text.indent(_expand(w)))  # (writes the chunked kernels' calls)
+    kernels = "\n".join(
+        f"# k{i}: {kernel.symbol}, {text.comment(kernel.what)}"
+        for i, kernel in enumerate(w.kernels.values())
+    )
+    options = 'cache=True, nogil=True, error_model="numpy"'
+    parts = [
+        _header("the entry function of one graph"),
+        planning.source_types(program),
+        kernels,
+        f"@numba.njit({options})\ndef entry({', '.join(params)}):\n{statements}\n",
+        writer.arena_function(program, "arena"),
+    ]
+    source = "\n\n".join(p.rstrip("\n") + "\n" for p in parts if p)
     return Generated(
         source,
         tuple(w.kernels.values()),
         program,
-        values,
-        new_states,
-        parallel_loops,
-        constants,
+        body.values,
+        body.new_states,
+        any(k.parallel for k in w.kernels.values()),
+        body.constants,
         *takes,
     )
-
-
-def _arena_function(w: Writer) -> list[str]:
-    lines = ["def arena_bytes(dims):", '    """Bytes of arena one call needs."""']
-    for k in range(len(w.program.dims)):
-        lines.append(f"    d{k} = int(dims[{k}])")
-    shadow = Writer(w.program, False, 0)
-    _, total = _arena_layout(shadow)
-    lines += ["    " + line for line in shadow.lines]
-    lines.append(f"    return {total}")
-    return lines
-
-
-def _assemble(w: Writer, params: list[str]) -> tuple[str, bool]:
-    """The entry module's source, and whether it runs kernels across threads."""
-    lines = _expand(w)
-    imports = "\n".join(
-        f"# k{i}: {kernel.symbol}, {text.comment(kernel.what)}"
-        for i, kernel in enumerate(w.kernels.values())
-    )
-    parts = [_header("the entry function of one graph"), planning.source_types(w.program)]
-    if imports:
-        parts.append(imports)
-    options = 'cache=True, nogil=True, error_model="numpy"'
-    body = "\n".join("    " + line for line in lines)
-    parts.append(f"@numba.njit({options})\ndef entry({', '.join(params)}):\n{body}\n")
-    parts.append("\n".join(_arena_function(w)) + "\n")
-    parallel = any(k.parallel for k in w.kernels.values())
-    return "\n\n".join(p.rstrip("\n") + "\n" for p in parts), parallel
 
 
 # ------------------------------------------------------------------ loop kernels
@@ -661,46 +507,20 @@ def operands_of(w: Writer, node: Node) -> list[Operand]:
     return [(w.arg(v), w.type_of(v), w.is_contiguous(v)) for v in node.inputs]
 
 
-def _scalar_parameters(
-    w: Writer, node: Node, body: tuple, results: tuple[int, ...]
-) -> tuple[list[Operand], list[str], tuple, tuple[int, ...]]:
-    """`node`'s operands and body with every one-element constant (an input, or a step
-    the fusion pass copied into the body) turned into a scalar parameter of the kernel:
-    kernels that differ only in their constants are one kernel. Returns the operands,
-    the literal passed for each scalar operand (None for arrays), body and results."""
-    operands: list[Operand] = []
-    literals: list[str | None] = []
-    where: dict[int, int] = {}  # old flat index -> new flat index (operands first)
-    for i, v in enumerate(node.inputs):
-        producer = w.graph.node(v)
-        where[i] = len(operands)
-        operands.append((w.arg(v), w.type_of(v), w.is_contiguous(v)))
-        single = producer.op == "constant" and producer.attrs["value"].array.size == 1
-        literals.append(_literal(producer.attrs, w.type_of(v)) if single else None)
-    kept: list[tuple] = []
-    n_in = len(node.inputs)
-    constant_steps = []
-    for k, (op, _, attrs) in enumerate(body):
-        if op == "constant" and attrs["value"].array.size == 1:
-            constant_steps.append((n_in + k, attrs))
-    for index, attrs in constant_steps:
-        t = TensorType(attrs["value"].array.dtype, tuple(attrs["value"].array.shape))
-        where[index] = len(operands)
-        operands.append(("", t, True))
-        literals.append(_literal(attrs, t))
-    constant_indices = {index for index, _ in constant_steps}
-    for k, step in enumerate(body):
-        if n_in + k not in constant_indices:
-            where[n_in + k] = len(operands) + len(kept)
-            kept.append(step)
-    new_body = tuple((op, tuple(where[a] for a in args), attrs) for op, args, attrs in kept)
-    return operands, literals, new_body, tuple(where[r] for r in results)
+def _scalar_arg(operand: planning.Operand) -> Arg:
+    """A scalar constant as an argument of exactly its dtype (a bare True would be a
+    literal type): kernels that differ only in their constants are one kernel."""
+    text_ = scalar.literal(operand.scalar, operand.type.dtype)
+    if operand.type.dtype.kind == "b":
+        text_ = f"np.bool_({text_})"
+    return Arg(text_, ("scalar", operand.type.dtype.name))
 
 
-def _literal(attrs: dict, t: TensorType) -> str:
-    """A scalar argument of exactly `t`'s dtype (a bare True would be a literal type)."""
-    text = scalar.literal(attrs["value"].array.reshape(-1)[0], t.dtype)
-    return f"np.bool_({text})" if t.dtype.kind == "b" else text
+def _operand_arg(w: Writer, operand: planning.Operand) -> Arg:
+    if operand.is_scalar:
+        return _scalar_arg(operand)
+    v = operand.value
+    return array_arg(w.arg(v), operand.type, w.is_contiguous(v))
 
 
 def loop_spec(
@@ -711,9 +531,9 @@ def loop_spec(
     results: tuple[int, ...],
     shape: Any,
     panel: int | None = None,
-    scalars: frozenset[int] = frozenset(),
 ) -> loops.LoopSpec:
-    """The LoopSpec of `body` over `operands`, iterating over `shape`."""
+    """The LoopSpec of `body` over array `operands`, iterating over `shape` (a fused
+    matmul's epilogue, whose operands include the product)."""
     value_types = [t for _, t, _ in operands]
     for op, args, attrs in body:
         opdef = lookup(op)
@@ -728,52 +548,57 @@ def loop_spec(
         results=results,
         shape=tuple(shape),
         panel=panel,
-        scalars=scalars,
     )
 
 
-def emit_loop(
-    w: Writer,
-    node: Node,
-    body: tuple,
-    results: tuple[int, ...],
-    operands: list[Operand] | None = None,
+def emit_loop(w: Writer, node: Node) -> None:
+    """The loop kernel of `node` (its plan.Loop record) and its call from the entry."""
+    loop = w.records[node.id]
+    args = [_operand_arg(w, o) for o in loop.operands]
+    spec = loops.LoopSpec(
+        name="kernel",
+        operands=tuple(o.type for o in loop.operands),
+        contiguous=tuple(o.is_scalar or w.is_contiguous(o.value) for o in loop.operands),
+        body=loop.fused_body,
+        value_types=loop.value_types,
+        results=loop.results,
+        shape=tuple(loop.shape),
+        scalars=loop.scalars,
+    )
+    _loop_call(w, node, spec, args)
+
+
+def emit_epilogue(
+    w: Writer, node: Node, body: tuple, results: tuple[int, ...], operands: list[Operand]
 ) -> None:
-    """An elementwise or reduction loop kernel for `node`, and its call from the entry."""
-    if operands is None:
-        operands, literals, body, results = _scalar_parameters(w, node, body, results)
-    else:
-        literals = [None] * len(operands)
-    scalars = frozenset(i for i, lit in enumerate(literals) if lit is not None)
-    name = "kernel"
-    args = [
-        Arg(lit, ("scalar", t.dtype.name)) if lit is not None else array_arg(expr, t, c)
-        for (expr, t, c), lit in zip(operands, literals, strict=True)
-    ]
-    what = " -> ".join(step[0] for step in body)
+    """The loop kernel of an elementwise `body` over array `operands` writing `node`'s
+    outputs (a fused matmul's epilogue over its inputs and the product)."""
+    shape = w.type_of(node.outputs[0]).shape
+    spec = loop_spec(w, "kernel", operands, body, results, shape)
+    _loop_call(w, node, spec, [array_arg(e, t, c) for e, t, c in operands])
+
+
+def _loop_call(w: Writer, node: Node, spec: loops.LoopSpec, args: list[Arg]) -> None:
+    """Write the loop kernel `spec` and run it with `args` and the node's outputs."""
+    what = " -> ".join(step[0] for step in spec.body)
     out_type = w.type_of(node.outputs[0])
-    if body[-1][0] in loops.REDUCTIONS:
-        (_, (source,), _) = body[-1]
-        prologue = loop_spec(w, name, operands, body[:-1], (), (), scalars=scalars)
-        shape = prologue.value_types[source].shape
-        spec = loop_spec(w, name, operands, body, results, shape, scalars=scalars)
-        _, axes = spec.reduction  # type: ignore[misc]
+    shape = spec.shape
+    n = sizes_arg(w, shape)
+    reduction = spec.reduction
+    if reduction is not None:
+        _, axes = reduction
         kept = TensorType(out_type.dtype, tuple(d for k, d in enumerate(shape) if k not in axes))
-        args.append(array_arg(f"{w.out(node)}.reshape({w.shape(kept)})", kept, True))
+        args = [*args, array_arg(f"{w.out(node)}.reshape({w.shape(kept)})", kept, True)]
         source = loops.reduction_source(spec, what)
-        n = sizes_arg(w, shape)
         if shape and 0 not in axes and not spec.flat:
             work = w.size(TensorType(out_type.dtype, shape))
             w.run_kernel(source, args, w.dim(shape[0]), work, n, what, node=node)
         else:
             w.run_kernel(source, args, w.dim(shape[0]) if shape else "1", "0", n, what)
         return
-    shape = out_type.shape
-    spec = loop_spec(w, name, operands, body, results, shape, scalars=scalars)
-    outputs = [Value(node.id, i) for i in range(len(results))]
-    args += [array_arg(w.out(node, v.index), w.type_of(v), True) for v in outputs]
+    outputs = [Value(node.id, i) for i in range(len(spec.results))]
+    args = [*args, *(array_arg(w.out(node, v.index), w.type_of(v), True) for v in outputs)]
     source = loops.elementwise_source(spec, what)
-    n = sizes_arg(w, shape)
     if not shape:
         w.run_kernel(source, args, "1", "0", n, what)
     elif spec.flat:

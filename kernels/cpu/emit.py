@@ -1,31 +1,20 @@
-"""The emitter registry of the CPU backend: how each op becomes lines of generated source.
+"""What the CPU backend's emitters see: the `Emitter` protocol, the libraries generated
+code imports, and `emits`, which registers a CPU emitter in the one registry of every
+target (graphc/kernels/emit.py, which also says what alloc=True and alloc=False mean).
 
-Part of graphc.kernels. The code generator (``codegen.py``) walks the kernel program
-and, for each node, calls the emitter registered for its op with an ``Emitter``: the
-writer of the graph's one generated entry function. An emitter reads the names of
-its inputs' arrays and writes Python statements (numba nopython code) that compute
-the node's outputs.
-
-Two modes, chosen at registration:
-
-- ``alloc=True`` (the default): before the emitter runs, the generator has bound each
-  output to a C-contiguous array of the output's dtype and shape (an arena buffer or a
-  fresh array); the emitter fills it completely (``e.out(node, i)`` names it).
-- ``alloc=False``: the emitter binds each output itself with ``e.define(node, i, expr)``:
-  views (``x.T``, reshapes) and results numba returns as new arrays.
-
-Generated code sees these modules: ``np`` (numpy), ``numba``, ``prange``, ``vm``
-(``graphc.kernels.cpu.vmath``) and every module registered with ``library``; emitters
-refer to their own numba helpers through the module alias they registered.
+Part of graphc.kernels. Generated code sees these modules: ``np`` (numpy), ``numba``,
+``prange``, ``lib`` (graphc.kernels.cpu.lib), ``vm`` (graphc.kernels.cpu.vmath) and
+every module registered with ``library``; emitters refer to their own numba helpers
+through the module alias they registered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import functools
 from typing import Any, Protocol
 
 from graphc.ir import Node, Value
+from graphc.kernels import emit as registry
 from graphc.types import Dim, TensorType
 
 
@@ -57,30 +46,9 @@ class Emitter(Protocol):
         """A fresh local variable name."""
 
 
-EmitFn = Callable[[Emitter, Node], None]
-
-
-@dataclass(frozen=True)
-class EmitterEntry:
-    emit: EmitFn
-    alloc: bool
-
-
-EMITTERS: dict[str, EmitterEntry] = {}
+# the CPU backend's emitters, in the registry of every target (graphc/kernels/emit.py)
+emits = functools.partial(registry.emits, "cpu")
 LIBRARIES: dict[str, str] = {}  # alias in generated code -> module path
-
-
-def emits(*ops: str, alloc: bool = True) -> Callable[[EmitFn], EmitFn]:
-    """Register the decorated function as the CPU emitter of `ops`."""
-
-    def register(fn: EmitFn) -> EmitFn:
-        for op in ops:
-            if op in EMITTERS:
-                raise ValueError(f"op {op!r} already has a CPU emitter")
-            EMITTERS[op] = EmitterEntry(fn, alloc)
-        return fn
-
-    return register
 
 
 def library(alias: str, module: str) -> None:

@@ -18,6 +18,7 @@ from graphc.kernels.cpu.codegen import (
     Arg,
     Writer,
     array_arg,
+    emit_epilogue,
     emit_loop,
     loop_spec,
     operands_of,
@@ -32,24 +33,17 @@ from graphc.types import Dim, TensorType
 PANEL = 64  # rows of a matmul computed before its epilogue runs over them (stay in cache)
 
 
-@emits(*ELEMENTWISE_OPS)
-def _elementwise(w: Writer, node: Node) -> None:
-    body = ((node.op, tuple(range(len(node.inputs))), node.attrs),)
-    emit_loop(w, node, body, (len(node.inputs),))
-
-
-@emits(*sorted(REDUCTIONS))
-def _reduction(w: Writer, node: Node) -> None:
-    emit_loop(w, node, ((node.op, (0,), node.attrs),), (1,))
+@emits(*ELEMENTWISE_OPS, *sorted(REDUCTIONS))
+def _loop(w: Writer, node: Node) -> None:
+    emit_loop(w, node)
 
 
 @emits("fused")
 def _fused(w: Writer, node: Node) -> None:
-    body, results, kind = node.attrs["body"], node.attrs["results"], node.attrs["kind"]
-    if kind == "matmul":
+    if node.attrs["kind"] == "matmul":
         _fused_matmul(w, node)
     else:
-        emit_loop(w, node, body, results)
+        emit_loop(w, node)
 
 
 @emits("argmax", "argmin")
@@ -268,7 +262,7 @@ def _fused_matmul(w: Writer, node: Node) -> None:
     w.line(f"{temp} = np.empty({w.shape(product)}, {_np(product.dtype)})")
     emit_product(w, a, b, temp, product)
     operands = [*operands_of(w, node), (temp, product, True)]
-    emit_loop(w, node, epilogue, results, operands)
+    emit_epilogue(w, node, epilogue, results, operands)
 
 
 def _panel_kernel(

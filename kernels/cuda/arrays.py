@@ -30,7 +30,8 @@ import numpy as np
 
 from graphc.ir import Node
 from graphc.kernels import scalar
-from graphc.kernels.cuda.codegen import Writer, broadcast_index, emit_reduction, emits, product
+from graphc.kernels.cuda.codegen import Writer, broadcast_index, emit_reduction, emits
+from graphc.kernels.text import product
 from graphc.types import Dim, TensorType
 
 

@@ -16,25 +16,32 @@ index; the runtime raises after the call.
 Most ops are *map kernels* (`Writer.map`): one thread per point of an iteration
 space, whose body an emitter writes. Reductions (`emit_reduction`) run one block per
 output element with a tree reduction in shared memory; matmul (ops.py) is tiled.
+
+The frame of the entry (names, storage, sources, returns, the arena) is the writer both
+targets share (kernels/writer.py); this one adds kernels and launches. Emitters
+register in the one registry of every target (kernels/emit.py). The module's text is
+the same on numba's CUDA simulator as on a GPU, so CI runs what a GPU runs.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from graphc.ir import Node, Value
+from graphc.kernels import emit as emitters
 from graphc.kernels import plan as planning
-from graphc.kernels import scalar, text
-from graphc.kernels.cuda import launch, lib
-from graphc.printer import format_node
+from graphc.kernels import scalar, text, writer
+from graphc.kernels.writer import EntryWriter
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
 DIALECT = scalar.CUDA
-DECORATOR = "@cuda.jit" if lib.SIMULATED else "@cuda.jit(cache=True)"
+# the same text on numba's simulator as on a GPU (the simulator ignores the cache)
+DECORATOR = "@cuda.jit(cache=True)"
 HEADER = '''"""graphc generated CUDA module: {what} (see Function.source)."""
 
 import math
@@ -46,8 +53,8 @@ from numba import cuda
 from graphc.kernels.cuda import launch
 from graphc.kernels.cuda import lib as cl
 
-BLOCK = {block}
-TILE = {tile}
+BLOCK = launch.BLOCK
+TILE = launch.TILE
 '''
 REDUCTIONS = ("sum", "prod", "max", "min")
 
@@ -69,21 +76,8 @@ class Generated:
         return self.source
 
 
-EMITTERS: dict[str, tuple[Any, bool]] = {}
-
-
-def emits(*ops: str, alloc: bool = True) -> Any:
-    """Register the decorated function as the CUDA emitter of `ops` (see cpu/emit.py:
-    with alloc=True the output device arrays exist before the emitter runs)."""
-
-    def register(fn: Any) -> Any:
-        for op in ops:
-            if op in EMITTERS:
-                raise ValueError(f"op {op!r} already has a CUDA emitter")
-            EMITTERS[op] = (fn, alloc)
-        return fn
-
-    return register
+# the CUDA backend's emitters, in the registry of every target (graphc/kernels/emit.py)
+emits = functools.partial(emitters.emits, "cuda")
 
 
 def numba_type(dtype: np.dtype) -> str:
@@ -91,59 +85,28 @@ def numba_type(dtype: np.dtype) -> str:
     return "numba.boolean" if dtype.kind == "b" else f"numba.{np.dtype(dtype).name}"
 
 
-def _tuple(items: list[str]) -> str:
-    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+class Writer(EntryWriter):
+    """Writes the entry function (the frame: writer.py) and the kernels it launches."""
 
-
-class Writer:
-    """Builds the entry function and the kernels it launches."""
+    target = "cuda"
 
     def __init__(self, program: planning.Program) -> None:
-        self.program = program
-        self.graph = program.graph
-        self.lines: list[str] = []
+        super().__init__(program)
         self.kernels: list[str] = []
-        self.names: dict[Value, str] = {}
-        self.used: set[Value] = set()
         self.checks = False
-        self._counter = 0
 
-    # ---- values and sizes
+    # ---- the target's statements
 
-    def arg(self, value: Value) -> str:
-        self.used.add(value)
-        return self.names[value]
+    def carve(self, start: str, tensor_type: TensorType) -> str:
+        dtype = scalar.ctor(tensor_type.dtype)
+        return f"launch.carve(arena, {start}, {self.shape(tensor_type)}, {dtype}, stream)"
 
-    def out(self, node: Node, index: int = 0) -> str:
-        return self.names[Value(node.id, index)]
+    def empty(self, tensor_type: TensorType) -> str:
+        dtype = scalar.ctor(tensor_type.dtype)
+        return f"launch.empty({self.shape(tensor_type)}, {dtype}, stream)"
 
-    def define(self, node: Node, index: int, expression: str) -> None:
-        value = Value(node.id, index)
-        name = self.name(value)
-        self.line(f"{name} = {expression}")
-        self.names[value] = name
-
-    def name(self, value: Value) -> str:
-        return f"v{value.node}" if value.index == 0 else f"v{value.node}_{value.index}"
-
-    def dim(self, dim: Dim) -> str:
-        return str(dim) if isinstance(dim, int) else f"d{self.program.slot(dim)}"
-
-    def shape(self, tensor_type: TensorType) -> str:
-        return _tuple([self.dim(d) for d in tensor_type.shape])
-
-    def size(self, tensor_type: TensorType) -> str:
-        return product([self.dim(d) for d in tensor_type.shape])
-
-    def type_of(self, value: Value) -> TensorType:
-        return self.graph.type_of(value)
-
-    def line(self, statement: str) -> None:
-        self.lines.append(statement)
-
-    def temp(self, hint: str = "t") -> str:
-        self._counter += 1
-        return f"{hint}_{self._counter}"
+    def copy(self, name: str) -> str:
+        return f"launch.copy({name}, stream)"
 
     # ---- kernels
 
@@ -152,7 +115,7 @@ class Writer:
         name = f"k{len(self.kernels)}"
         lines = [DECORATOR, f"def {name}({', '.join(params)}):"]
         lines.append(f"    # {text.comment(comment)}")
-        lines += ["    " + line for line in body]
+        lines += text.indent(body)
         self.kernels.append("\n".join(lines) + "\n")
         return name
 
@@ -187,30 +150,16 @@ class Writer:
             for k in range(rank - 1, 0, -1):
                 lines += [f"    j{k} = q % n{k}", f"    q //= n{k}"]
             lines.append("    j0 = q")
-        lines += ["    " + line for line in body]
+        lines += text.indent(body)
         lines.append("    i += cuda.gridsize(1)")
         name = self.kernel(params, lines, comment)
         args = [*extents, *arrays, *scalars] + (["err"] if uses_err else [])
-        self.launch(name, product(extents), args)
+        self.launch(name, text.product(extents), args)
 
     def flat_arg(self, value: Value) -> str:
         """A value's device array, a 0-d one as one element (kernels index [0])."""
         name = self.arg(value)
         return f"launch.flat({name})" if self.type_of(value).ndim == 0 else name
-
-
-def product(factors: list[str]) -> str:
-    """The product of size expressions; "1" for none."""
-    known = 1
-    rest = []
-    for f in factors:
-        if f.isdigit():
-            known *= int(f)
-        else:
-            rest.append(f)
-    if known == 0 or not rest:
-        return str(known)
-    return " * ".join(rest if known == 1 else [str(known), *rest])
 
 
 def broadcast_index(t: TensorType, array: str, shape: tuple[Dim, ...], index: list[str]) -> str:
@@ -274,41 +223,36 @@ def body_lines(
     return lines, types
 
 
-def scalar_constants(w: Writer, node: Node, body: tuple, results: tuple[int, ...]) -> tuple:
-    """The node's operand values with its one-element constant inputs turned into
-    constant steps at the start of the body (literals in the kernel)."""
-    operands: list[Value] = []
-    steps: list[tuple] = []
-    where: dict[int, tuple[str, int]] = {}
-    for i, v in enumerate(node.inputs):
-        producer = w.graph.node(v)
-        if producer.op == "constant" and producer.attrs["value"].array.size == 1:
-            where[i] = ("step", len(steps))
-            steps.append(("constant", (), producer.attrs))
-        else:
-            where[i] = ("operand", len(operands))
-            operands.append(v)
-    n_in, n_ops = len(node.inputs), len(operands)
-
-    def moved(index: int) -> int:
-        if index >= n_in:
-            return index - n_in + n_ops + len(steps)
-        kind, position = where[index]
-        return position if kind == "operand" else n_ops + position
-
-    new_body = tuple(steps) + tuple(
-        (op, tuple(moved(a) for a in args), attrs) for op, args, attrs in body
+def loop_body(loop: planning.Loop) -> tuple[list[Value], tuple, tuple[int, ...]]:
+    """A Loop record (plan.py) as this backend's kernels read it: its array operands,
+    and a body, over the flat list of those arrays and then each step's value, whose
+    first steps are the Loop's scalar constants (literals in the kernel); its results."""
+    arrays = [i for i, o in enumerate(loop.operands) if not o.is_scalar]
+    scalars = [i for i, o in enumerate(loop.operands) if o.is_scalar]
+    where = {old: new for new, old in enumerate(arrays + scalars)}
+    n = len(loop.operands)
+    where.update({n + k: n + k for k in range(len(loop.body))})
+    constants = tuple(("constant", (), {"value": loop.operands[i].constant}) for i in scalars)
+    body = constants + tuple(
+        (step.op, tuple(where[a] for a in step.args), step.attrs) for step in loop.body
     )
-    return operands, new_body, tuple(moved(r) for r in results)
+    values = [loop.operands[i].value for i in arrays]
+    return values, body, tuple(where[r] for r in loop.results)  # type: ignore[misc]
 
 
-def emit_elementwise(w: Writer, node: Node, body: tuple, results: tuple[int, ...]) -> None:
-    """One map kernel computing the results of an elementwise `body` over the node's
-    inputs (broadcast), written to the node's outputs."""
-    operands, body, results = scalar_constants(w, node, body, results)
-    arrays = [w.flat_arg(v) for v in operands]
-    comment = " -> ".join(step[0] for step in body) or "copy"
-    elementwise_map(w, node, arrays, [w.type_of(v) for v in operands], body, results, comment)
+def emit_loop(w: Writer, node: Node) -> None:
+    """The kernel of `node`'s plan.Loop record: one map kernel for an elementwise loop
+    (its inputs broadcast), a block reduction for a reduction loop."""
+    loop = w.records[node.id]
+    operands, body, results = loop_body(loop)
+    if loop.reduction is None:
+        arrays = [w.flat_arg(v) for v in operands]
+        comment = " -> ".join(step[0] for step in body) or "copy"
+        types = [w.type_of(v) for v in operands]
+        elementwise_map(w, node, arrays, types, body, results, comment)
+    else:
+        op, (source,), attrs = body[-1]
+        emit_reduction(w, node, operands, body[:-1], op, attrs, source)
 
 
 def elementwise_map(
@@ -401,8 +345,8 @@ def emit_reduction(
         acc_dtype = np.dtype(np.float64) if wide else out_dtype
         extreme = op
     ctor = scalar.ctor(acc_dtype)
-    n_out = product([w.dim(shape[k]) for k in kept])
-    m = product([w.dim(shape[k]) for k in axes])
+    n_out = text.product([w.dim(shape[k]) for k in kept])
+    m = text.product([w.dim(shape[k]) for k in axes])
     body = [f"sh = cuda.shared.array(BLOCK, {numba_type(acc_dtype)})"]
     if arg:
         body.append("si = cuda.shared.array(BLOCK, numba.int64)")
@@ -453,105 +397,19 @@ def emit_reduction(
 # ------------------------------------------------------------------ the module
 
 
-def _allocate(w: Writer, value: Value, offsets: dict[int, str]) -> None:
-    program = w.program
-    t = w.type_of(value)
-    name = w.name(value)
-    home = program.home[value]
-    dtype = scalar.ctor(t.dtype)
-    if home == "arena":
-        start = offsets[program.arena_slot[value]]
-        w.line(f"{name} = launch.carve(arena, {start}, {w.shape(t)}, {dtype}, stream)")
-    elif home == "state":
-        w.line(f"{name} = {w.names[Value(program.state_of[value])]}")
-    else:
-        w.line(f"{name} = launch.empty({w.shape(t)}, {dtype}, stream)")
-    w.names[value] = name
-
-
-def _arena_layout(w: Writer) -> tuple[dict[int, str], str]:
-    """Each buffer's byte offset (an expression of d-variables) and the total size."""
-    lines, offsets, total = planning.arena_layout(w.program, w.size)
-    w.lines += lines
-    return offsets, total
-
-
-def _bind_sources(w: Writer, params: list[str]) -> None:
-    program = w.program
-    for k, node_id in enumerate(program.inputs):
-        params.append(f"in{k}")
-        w.names[Value(node_id)] = f"in{k}"
-    for k, node_id in enumerate(program.variables):
-        params.append(f"var{k}")
-        w.names[Value(node_id)] = f"var{k}"
-    for k, node_id in enumerate(program.constants):
-        w.names[Value(node_id)] = f"const{k}"
-
-
-def _returns(w: Writer) -> tuple[list[str], tuple[Value, ...], tuple[int, ...]]:
-    program, g = w.program, w.graph
-    exprs, values = [], []
-    for i, v in enumerate(g.outputs):
-        name = w.arg(v)
-        exprs.append(f"launch.copy({name}, stream)" if i in program.copied_outputs else name)
-        values.append(v)
-    fetched = set(g.outputs)
-    new_states, seen = [], set()
-    for variable, v in g.updates:
-        if program.home[v] == "state":
-            continue
-        name = w.arg(v)
-        fresh = program.home[v] == "fresh" and v not in fetched and v not in seen
-        exprs.append(name if fresh else f"launch.copy({name}, stream)")
-        values.append(v)
-        new_states.append(variable)
-        seen.add(v)
-    return exprs, tuple(values), tuple(new_states)
-
-
 def generate(program: planning.Program) -> Generated:
     """The module source of `program` (see the module docstring)."""
-    from graphc.kernels.cuda import nn, ops  # noqa: F401  (registers every emitter)
-
     w = Writer(program)
-    params: list[str] = []
-    for node_id in (*program.inputs, *program.variables, *program.constants):
-        w.line(f"# {text.comment(format_node(w.graph.by_id[node_id]))}")
-    for k, sym in enumerate(program.dims):
-        w.line(f"d{k} = dims[{k}]  # {text.comment(str(sym))}")
-    _bind_sources(w, params)
-    offsets, _ = _arena_layout(w)
-    for node in program.steps:
-        w.line(f"# {text.comment(format_node(node))}")
-        entry = EMITTERS.get(node.op)
-        if entry is None:
-            raise NotImplementedError(f"the CUDA backend has no emitter for op {node.op!r}")
-        emit, alloc = entry
-        if alloc:
-            for value in node.outputs:
-                _allocate(w, value, offsets)
-        emit(w, node)
-    exprs, values, new_states = _returns(w)
-    constants = tuple(i for i in program.constants if Value(i) in w.used)
-    params += [w.names[Value(i)] for i in constants]
-    w.line("return " + _tuple(exprs))
-    header = HEADER.format(
-        what="the kernels and entry of one graph", block=launch.BLOCK, tile=launch.TILE
-    )
-    body = "\n".join("    " + line for line in w.lines)
-    entry_source = f"def entry({', '.join(['stream', 'dims', 'arena', 'err', *params])}):\n{body}\n"
-    parts = [header, planning.source_types(program), *w.kernels, entry_source]
-    parts.append(_arena_function(w))
+    body = w.write()
+    w.line(f"return {text.tuple_expr(list(body.returns))}")
+    params = ["stream", "dims", "arena", "err", *body.params]
+    statements = "\n".join(text.indent(w.lines))
+    parts = [
+        HEADER.format(what="the kernels and entry of one graph"),
+        planning.source_types(program),
+        *w.kernels,
+        f"def entry({', '.join(params)}):\n{statements}\n",
+        writer.arena_function(program, "device arena"),
+    ]
     source = "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
-    return Generated(source, program, values, new_states, constants, w.checks)
-
-
-def _arena_function(w: Writer) -> str:
-    lines = ["def arena_bytes(dims):", '    """Bytes of device arena one call needs."""']
-    for k in range(len(w.program.dims)):
-        lines.append(f"    d{k} = int(dims[{k}])")
-    shadow = Writer(w.program)
-    _, total = _arena_layout(shadow)
-    lines += ["    " + line for line in shadow.lines]
-    lines.append(f"    return {total}")
-    return "\n".join(lines) + "\n"
+    return Generated(source, program, body.values, body.new_states, body.constants, w.checks)

@@ -1,7 +1,7 @@
 """CUDA emitters of the elementwise ops, fused groups, reductions, reshapes and matmul.
 
 Part of graphc.kernels. Importing this module (and nn.py, arrays.py) registers every
-emitter in `codegen.EMITTERS`.
+emitter of the CUDA target in the one registry (kernels/emit.py).
 """
 
 from __future__ import annotations
@@ -13,39 +13,32 @@ from graphc.kernels.cuda.codegen import (
     REDUCTIONS,
     Writer,
     elementwise_map,
-    emit_elementwise,
+    emit_loop,
     emit_reduction,
     emits,
     infer_types,
     numba_type,
-    scalar_constants,
 )
 from graphc.kernels.plan import ELEMENTWISE_OPS
 from graphc.types import TensorType
 
 
-@emits(*ELEMENTWISE_OPS)
-def _elementwise(w: Writer, node: Node) -> None:
-    n = len(node.inputs)
-    emit_elementwise(w, node, ((node.op, tuple(range(n)), node.attrs),), (n,))
+@emits(*ELEMENTWISE_OPS, *REDUCTIONS)
+def _loop(w: Writer, node: Node) -> None:
+    emit_loop(w, node)
 
 
-@emits(*REDUCTIONS, "argmax", "argmin")
-def _reduction(w: Writer, node: Node) -> None:
+@emits("argmax", "argmin")
+def _argextreme(w: Writer, node: Node) -> None:
     emit_reduction(w, node, list(node.inputs), (), node.op, node.attrs, 0)
 
 
 @emits("fused")
 def _fused(w: Writer, node: Node) -> None:
-    kind, body, results = node.attrs["kind"], node.attrs["body"], node.attrs["results"]
-    if kind == "elementwise":
-        emit_elementwise(w, node, body, results)
-    elif kind == "reduction":
-        operands, body, _ = scalar_constants(w, node, body, results)
-        op, (source,), attrs = body[-1]
-        emit_reduction(w, node, operands, body[:-1], op, attrs, source)
-    else:
+    if node.attrs["kind"] == "matmul":
         _fused_matmul(w, node)
+    else:
+        emit_loop(w, node)
 
 
 @emits("reshape", "reshape_like", "expand_dims", "squeeze", alloc=False)

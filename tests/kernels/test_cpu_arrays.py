@@ -24,7 +24,7 @@ import pytest
 
 from graphc.ir import Node, Value
 from graphc.kernels.cpu import arrays
-from graphc.kernels.cpu.emit import EMITTERS
+from graphc.kernels.emit import emitter
 from graphc.registry import lookup
 from graphc.types import Dim, Sym, TensorType
 
@@ -118,7 +118,7 @@ def emitted(
     node_types = inferred if isinstance(inferred, tuple) else (inferred,)
     node = Node(len(inputs), op, tuple(Value(i) for i in range(len(inputs))), checked, node_types)
     e = FakeEmitter(types)
-    entry = EMITTERS[op]
+    entry = emitter("cpu", op)
     assert entry.alloc
     entry.emit(e, node)
     sizes = bind_sizes(types, inputs)

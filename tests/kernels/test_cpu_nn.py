@@ -25,7 +25,8 @@ import pytest
 
 from graphc.ir import GraphBuilder, Node, Value
 from graphc.kernels.cpu import nn as nnk
-from graphc.kernels.cpu.emit import EMITTERS, LIBRARIES
+from graphc.kernels.cpu.emit import LIBRARIES
+from graphc.kernels.emit import emitter as emitter_of
 from graphc.registry import lookup
 
 DTYPES = [np.float32, np.float64]
@@ -369,8 +370,8 @@ def _emit_and_eval(op: str, arrays: list[np.ndarray], attrs: dict[str, Any]) -> 
     ]
     node = builder.node(builder.add1(op, inputs, attrs))
     emitter = RecordingEmitter()
-    assert EMITTERS[op].alloc
-    EMITTERS[op].emit(emitter, node)
+    assert emitter_of("cpu", op).alloc
+    emitter_of("cpu", op).emit(emitter, node)
     (statement,) = emitter.lines
     assert statement.startswith(f"nnk.{op}(")
     expected = _reference(op, *arrays, **attrs)
@@ -452,5 +453,5 @@ def test_emitted_numbers() -> None:
     for value, line in expected.items():
         node = builder.node(value)
         emitter = RecordingEmitter()
-        EMITTERS[node.op].emit(emitter, node)
+        emitter_of("cpu", node.op).emit(emitter, node)
         assert emitter.lines == [line]

@@ -145,7 +145,7 @@ def test_each_kernel_is_compiled_once_for_the_types_its_call_passes(tmp_path) ->
 
 def _chunked(work: str) -> codegen._Chunked:
     sizes = codegen.Arg("(d0,)", ("sizes", 1))
-    return codegen._Chunked("", [], "d0", work, sizes, 0, node=None, rows=False, what="")
+    return codegen._Chunked("", [], "d0", work, sizes, node=None, rows=False, what="")
 
 
 def test_weight_is_the_known_factor_of_the_work() -> None:

@@ -1,11 +1,12 @@
 """`graphc.function`: turn symbolic outputs into a callable `Function`.
 
 Orchestration, on top of the IR core: extracts the graph the outputs and
-updates need, checks the signature, and runs calls. Every feed is validated
-(names, dtypes by numpy's same_kind casting rule, ranks, sizes, and every size
-the graph requires to agree) before anything is computed. Calls run on the
-numba CPU backend (device="cpu"), the numba.cuda backend (device="cuda") or the
-numpy reference interpreter (device="reference").
+updates need, checks the signature, optimizes the graph and builds its executable
+(graphc.runtime): the numba CPU backend (device="cpu"), the numba.cuda backend
+(device="cuda") or the numpy reference interpreter (device="reference"). A `Function`
+is a record of the graph, its signature and that executable, which validates every
+feed (names, dtypes by numpy's same_kind casting rule, ranks, sizes, and every size
+the graph requires to agree) before anything is computed.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from graphc import config, interpret
+from graphc import config
 from graphc.errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -29,8 +28,8 @@ from graphc.errors import (
     ShapeError,
 )
 from graphc.ir import Graph
-from graphc.runtime.feeds import FeedChecker, TensorSpec
-from graphc.state import NO_LOCKS, UpdateLocks, VariableState
+from graphc.runtime.feeds import TensorSpec
+from graphc.state import UpdateLocks, VariableState
 from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor
 from graphc.types import format_shape
 
@@ -156,19 +155,12 @@ class Function:
         self.pipeline = pipeline
         self._structure = structure
         self._variables = states  # variable node id of `graph` -> its state
-        self._feeds = FeedChecker(graph, inputs, states, device)
         self._restructure = restructurer(structure)
-        # a call that updates variables holds their locks from reading to writing them
-        self._locks = UpdateLocks(states.values()) if graph.updates else NO_LOCKS
         self._defined = (graph, True)  # what graphc.save writes: see saved_form
         self._defined_states = states
-        self._executable: Any = None
-        self._fast = None
-        if device == "cpu":
-            self._executable = _compile(self)
-            self._fast = self._executable.fast_path(self._restructure)
-        elif device == "cuda":
-            self._executable = _compile_cuda(self)
+        self._executable = _build_executable(graph, inputs, states, device, compile_mode)
+        self._collect = self._executable.feeds.collect  # (keyword arguments -> feeds)
+        self._fast = self._executable.fast_path(self._restructure)
 
     def __repr__(self) -> str:
         signature = ", ".join(str(s) for s in self.inputs)
@@ -233,8 +225,6 @@ class Function:
         results are bit-identical), "native" (the compiled entry) or "reference"
         (device="reference", the numpy interpreter). On device="cuda": "pending",
         then "native"."""
-        if self.device == "reference":
-            return "reference"
         return str(self._executable.state)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -259,7 +249,7 @@ class Function:
             raise DeviceError(f"profile() times CPU kernels; this function runs on {self.device}")
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
             raise ArgumentError(f"runs must be an int >= 1, got {runs!r:.60}")
-        feeds = tuple(self._feeds.collect(args, kwargs))
+        feeds = tuple(self._collect(args, kwargs))
         result = self._executable.profile(feeds, runs)
         if trace is not None:
             result.save_trace(trace)
@@ -269,36 +259,14 @@ class Function:
     def source(self) -> str:
         """The generated kernel source (readable Python, the IR line above each statement);
         empty for device="reference", which runs the numpy reference interpreter."""
-        if self._executable is None:
-            return ""
-        return self._executable.generated.listing
+        generated = self._executable.generated
+        return "" if generated is None else generated.listing
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the graph: inputs positionally in `inputs` order or by name."""
-        fast = self._fast
-        if fast is not None:
-            if kwargs or len(args) != len(self.inputs):
-                args = tuple(self._feeds.collect(args, kwargs))
-            return fast(args)
-        if self.device == "cuda":
-            return self._restructure(self._executable(tuple(self._feeds.collect(args, kwargs))))
-        return self._restructure(self._run_reference(args, kwargs))
-
-    def _run_reference(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[np.ndarray]:
-        """A call on the numpy reference interpreter."""
-        sources, types = self._feeds.validate(args, kwargs)
-        with self._locks:
-            for node_id, state in self._variables.items():
-                sources[node_id] = state.get_state()
-            values = interpret.evaluate(self.graph, sources, types)
-            results = [np.array(values[v], copy=True) for v in self.graph.outputs]
-            new_states = [  # (C order: compiled functions read the same arrays)
-                (self._variables[var], np.array(values[v], copy=True, order="C"))
-                for var, v in self.graph.updates
-            ]
-            for state, array in new_states:
-                state.set_state(array)
-        return results
+        if kwargs or len(args) != len(self.inputs):
+            args = tuple(self._collect(args, kwargs))
+        return self._fast(args)
 
     def run_on_device(self, *args: Any, **kwargs: Any) -> Any:
         """Run like a call, but leave the outputs on the GPU: numba device arrays (which
@@ -308,8 +276,8 @@ class Function:
             raise DeviceError(
                 f"run_on_device needs device='cuda'; this function runs on {self.device}"
             )
-        feeds = tuple(self._feeds.collect(args, kwargs))
-        return self._restructure(self._executable(feeds, on_device=True))
+        feeds = tuple(self._collect(args, kwargs))
+        return self._restructure(self._executable.run_on_device(feeds))
 
 
 @functools.cache
@@ -351,7 +319,31 @@ def _report_type() -> type:
     return Report
 
 
-def _compile(fn: Function) -> Any:
+def _build_executable(
+    graph: Graph,
+    inputs: tuple[TensorSpec, ...],
+    states: dict[int, VariableState],
+    device: str,
+    compile_mode: str,
+) -> Any:
+    """The executable that runs `graph` (optimized and numbered) on `device`: built from
+    the graph, its signature's inputs, the variable states by node id and, on "cpu" and
+    "cuda", the module generated for it."""
+    if device == "cpu":
+        return _compile(graph, inputs, states, compile_mode)
+    if device == "cuda":
+        return _compile_cuda(graph, inputs, states)
+    from graphc.runtime.base import ReferenceExecutable
+
+    return ReferenceExecutable(graph, inputs, states)
+
+
+def _compile(
+    graph: Graph,
+    inputs: tuple[TensorSpec, ...],
+    states: dict[int, VariableState],
+    compile_mode: str,
+) -> Any:
     """Lower the optimized graph to numba code and load it (the CPU backend)."""
     import numba
 
@@ -359,45 +351,26 @@ def _compile(fn: Function) -> Any:
     from graphc.kernels.cpu import codegen, threadsafe_layer
     from graphc.runtime.executable import Executable
 
-    program = plan.plan(fn.graph)
+    program = plan.plan(graph)
     mode = config.parallel_mode()
     parallel = mode == "1" or (mode == "auto" and numba.config.NUMBA_NUM_THREADS > 1)
     parallel = parallel and threadsafe_layer()
     generated = codegen.generate(
         program, parallel=parallel, min_parallel=config.parallel_min_elements()
     )
-    by_id, states = fn.graph.by_id, fn._variables
-    return Executable(
-        generated,
-        [states[i] for i in program.variables],
-        [by_id[i].attrs["value"].array for i in generated.constants],
-        [states[i] for i in generated.new_states],
-        fn._feeds.checked_feeds,
-        [states[i] for i in set(program.state_of.values())],
-        fn._locks,
-        fn.compile_mode,
-    )
+    return Executable(generated, inputs, states, compile_mode)
 
 
-def _compile_cuda(fn: Function) -> Any:
+def _compile_cuda(
+    graph: Graph, inputs: tuple[TensorSpec, ...], states: dict[int, VariableState]
+) -> Any:
     """Lower the optimized graph to numba.cuda kernels and load them (the CUDA backend)."""
     from graphc.kernels import plan
     from graphc.kernels.cuda import codegen
     from graphc.runtime.cuda import CudaExecutable
 
-    program = plan.plan(fn.graph)
-    generated = codegen.generate(program)
-    by_id, states = fn.graph.by_id, fn._variables
-    return CudaExecutable(
-        generated,
-        [states[i] for i in program.variables],
-        [by_id[i].attrs["value"].array for i in generated.constants],
-        [states[i] for i in generated.new_states],
-        [states[i] for i in set(program.state_of.values())],
-        fn._feeds.checked_feeds,
-        [spec.dtype for spec in fn.inputs],
-        fn._locks,
-    )
+    generated = codegen.generate(plan.plan(graph))
+    return CudaExecutable(generated, inputs, states)
 
 
 def check_device(device: str | None) -> str:

@@ -4,7 +4,8 @@ Part of graphc.runtime; with graphc.kernels.cuda the only code that imports numb
 and only when a function is compiled for device="cuda", so graphc imports and works
 without numba-cuda. `require()` says, as a GraphcError, why there is no usable device.
 
-A `CudaExecutable` call:
+A `CudaExecutable` is the CUDA backend of the executable seam (base.py: the feed check,
+shape keys, arenas, update locks and installing new states). A call:
 
 1. checks the feeds: host arrays (numpy, lists, ...) are validated and converted as on
    the CPU; a feed with ``__cuda_array_interface__`` (numba device arrays, CuPy,
@@ -14,29 +15,35 @@ A `CudaExecutable` call:
 2. takes this thread's stream, device arena and error flag: concurrent calls from
    several threads each run on their own stream, a thread's calls run in order;
 3. copies the host feeds to the device, launches the entry's kernels, and copies the
-   outputs back (or leaves them on the device: `on_device=True`), then waits for the
+   outputs back (or leaves them on the device: `run_on_device`), then waits for the
    stream;
 4. raises IndexOutOfRangeError if a kernel met a bad index, else installs the new
-   variable states. Variables live on the device between calls: they are uploaded on
-   first use and copied back only when read on the host (VariableState.get_state).
-   A call of a graph with updates holds its variables' update locks throughout.
+   variable states. A call of a graph with updates holds its variables' update locks
+   throughout.
+
+Variables live on the device between calls: `DEVICE_COPIES` keeps each variable's copy
+in device memory, shared by every CUDA function of the process. A copy is uploaded on
+first use (and again once the host value changed: the state's version says so); a new
+value computed on the device is handed over to the variable's state (graphc.state), which
+drops its host array and copies the value back only when the host reads it.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from graphc.errors import DeviceError, IndexOutOfRangeError, InputError
 from graphc.runtime import cache
-from graphc.state import NO_LOCKS
-from graphc.types import Sym
+from graphc.runtime.base import BaseExecutable, generated_layout
+from graphc.runtime.feeds import TensorSpec
+from graphc.state import VariableState
 
-_MAX_SHAPE_KEYS = 256
 _ERROR_CLEAR = np.zeros(1, np.int32)
 # numba's simulator runs one kernel at a time in a process: there, calls take turns
 _SIMULATOR_TURN = threading.Lock()
@@ -95,44 +102,84 @@ def device_feed(value: Any, name: str, dtype: np.dtype) -> Any:
     return array
 
 
-Validate = Callable[[tuple[Any, ...]], tuple[list[Any], dict[Sym, int]]]
+class DeviceCopies:
+    """Each variable's copy in device memory, with the version of the value it holds:
+    shared by every CUDA function of the process, and dropped with the variable's state
+    (the table holds states weakly, and nothing in it refers to a state)."""
+
+    def __init__(self) -> None:
+        self._copies: weakref.WeakKeyDictionary[VariableState, tuple[int, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # held only around the table's own reads and writes: never while a state's lock
+        # is taken or a copy made, so a slow copy of one variable stalls no other
+        self._lock = threading.Lock()
+
+    def current(self, state: VariableState) -> Any:
+        """The copy of the variable's current value, or None when there is none (never
+        uploaded, or the host value changed since)."""
+        with self._lock:
+            copy = self._copies.get(state)
+        return copy[1] if copy is not None and copy[0] == state.version else None
+
+    def read(self, state: VariableState, upload: Callable[[np.ndarray], Any]) -> Any:
+        """The variable's value in device memory: the copy kept here unless the host
+        value is newer, else the host array uploaded with `upload(host_array)` (and
+        kept). A reader that holds no update lock may get an update's old or new value."""
+        version, host = state.host_state()
+        with self._lock:
+            copy = self._copies.get(state)
+        if copy is not None and copy[0] >= version:
+            return copy[1]
+        if host is None:  # handed over, and `install` has not stored the copy yet
+            host = state.get_state()  # (brings the new value home)
+        device = upload(host)
+        self._keep(state, version, device)
+        return device
+
+    def install(self, state: VariableState, device_array: Any) -> None:
+        """Make `device_array` the variable's value: the state drops its host array and
+        copies this one back when the host reads it."""
+        version = state.hand_over(device_array, device_array.copy_to_host)
+        self._keep(state, version, device_array, replace=True)
+
+    def _keep(self, state: VariableState, version: int, device: Any, replace: bool = False) -> None:
+        """Keep `device` as the copy of `version`, unless a newer one is kept already
+        (or one of the same version, unless `replace`)."""
+        with self._lock:
+            kept = self._copies.get(state)
+            if kept is None or kept[0] < version or (replace and kept[0] == version):
+                self._copies[state] = (version, device)
 
 
-class CudaExecutable:
+DEVICE_COPIES = DeviceCopies()
+
+
+class CudaExecutable(BaseExecutable):
     """A generated CUDA module and the state a call of it needs (see the module doc)."""
 
     def __init__(
         self,
         generated: Any,
-        variables: Sequence[Any],
-        constants: Sequence[np.ndarray],
-        new_states: Sequence[Any],
-        in_place: Sequence[Any],
-        validate: Validate,
-        input_dtypes: Sequence[np.dtype],
-        locks: Any = NO_LOCKS,
+        inputs: Sequence[TensorSpec],
+        states: Mapping[int, VariableState],
     ) -> None:
         from numba import cuda
 
+        module = cache.load_generated(generated.source)
+        graph = generated.program.graph
+        super().__init__(graph, inputs, states, "cuda", **generated_layout(generated, module))
         self._cuda = cuda
         self._simulated = _simulated()
         self.generated = generated
         self.source = generated.source
-        module = cache.load_generated(generated.source)
         self._entry = module.entry
-        self._arena_bytes = module.arena_bytes
-        self._dims = generated.program.dims
-        self._variables = tuple(variables)
-        self._constants = tuple(cuda.to_device(np.array(c, order="C")) for c in constants)
-        self._new_states = tuple(new_states)
-        # variables the entry writes in place (identity: a Tensor's == builds a node)
-        self._in_place = [i for i, v in enumerate(variables) if any(v is u for u in in_place)]
-        self._n_outputs = len(generated.program.graph.outputs)
-        self._validate = validate
-        self._locks = locks  # held by a call that updates variables (see graphc.state)
-        self._dtypes = tuple(input_dtypes)
-        self._bound: dict[tuple, tuple[tuple[int, ...], int]] = {}
-        self._local = threading.local()
+        self._constants = tuple(cuda.to_device(c) for c in self._host_constants())
+        # positions of the variables the entry writes where they lie (by identity)
+        self._written = [
+            i for i, v in enumerate(self._variables) if any(v is u for u in self._in_place)
+        ]
+        self._dtypes = tuple(spec.dtype for spec in inputs)
         self._ran = False  # numba.cuda compiles each kernel at its first launch
 
     @property
@@ -140,53 +187,48 @@ class CudaExecutable:
         """The state: "pending" until a call has compiled (and run) the kernels, then "native"."""
         return "native" if self._ran else "pending"
 
-    def _thread_state(self, need: int) -> tuple[Any, Any, Any]:
-        """This thread's stream, a device arena of at least `need` bytes, the error flag."""
+    def _thread_state(self) -> tuple[Any, Any]:
+        """This thread's stream and error flag."""
         local = self._local
         stream = getattr(local, "stream", None)
         if stream is None:
-            cuda = self._cuda
-            stream = local.stream = cuda.stream()
-            local.err = cuda.to_device(_ERROR_CLEAR, stream=stream)
-            local.arena = None
-        arena = local.arena
-        if need and (arena is None or arena.size < need):
-            arena = local.arena = self._cuda.device_array(need, np.uint8, stream=stream)
-        return stream, arena, local.err
+            stream = local.stream = self._cuda.stream()
+            local.err = self._cuda.to_device(_ERROR_CLEAR, stream=stream)
+        return stream, local.err
 
-    def _known(self, feeds: tuple[Any, ...]) -> tuple[tuple[int, ...], int] | None:
-        """The dims and arena size of host feeds whose shapes were checked before."""
+    def _new_arena(self, need: int) -> Any:
+        return self._cuda.device_array(need, np.uint8, stream=self._local.stream)
+
+    def _known(self, feeds: tuple[Any, ...]) -> tuple[Any, int] | None:
+        """The dims and arena size of host feeds whose shapes were checked before: numpy
+        arrays of the declared dtypes, C-contiguous (uploaded as they are)."""
         for feed, dtype in zip(feeds, self._dtypes, strict=True):
             if type(feed) is not np.ndarray or feed.dtype != dtype or not feed.flags.c_contiguous:
                 return None
-        return self._bound.get(tuple(f.shape for f in feeds))
+        return super()._known(feeds)
 
-    def __call__(self, feeds: tuple[Any, ...], on_device: bool = False) -> list[Any]:
-        """Run one call: the outputs in order, as numpy arrays or (on_device) device
-        arrays. Variable updates are applied."""
-        with self._locks:
-            if self._simulated:
-                with _SIMULATOR_TURN:
-                    return self._call(feeds, on_device)
-            return self._call(feeds, on_device)
+    def _call(self, feeds: tuple[Any, ...], on_device: bool = False) -> list[Any]:
+        if self._simulated:
+            with _SIMULATOR_TURN:
+                return self._run(feeds, on_device)
+        return self._run(feeds, on_device)
 
-    def _call(self, feeds: tuple[Any, ...], on_device: bool) -> list[Any]:
+    def run_on_device(self, feeds: tuple[Any, ...]) -> list[Any]:
+        """A call whose outputs stay in device memory (numba device arrays)."""
+        return self._holding_locks(self._call, feeds, True)
+
+    def _run(self, feeds: tuple[Any, ...], on_device: bool) -> list[Any]:
         bound = self._known(feeds)
         if bound is None:
-            arrays, bindings = self._validate(feeds)
-            dims = tuple(int(bindings[s]) for s in self._dims)
-            bound = (dims, int(self._arena_bytes(dims)))
-            if all(type(a) is np.ndarray for a in arrays):
-                if len(self._bound) >= _MAX_SHAPE_KEYS:
-                    self._bound.clear()
-                self._bound[tuple(a.shape for a in arrays)] = bound
+            arrays, dims, need = self._checked(feeds)
         else:
             arrays = list(feeds)
-        dims, need = bound
-        stream, arena, err = self._thread_state(need)
+            dims, need = bound
+        stream, err = self._thread_state()
+        arena = self._arena(need) if need else None
         on_gpu = [a if is_device_array(a) else self._upload(a, stream) for a in arrays]
         upload = functools.partial(self._upload, stream=stream)
-        states = [v.device_state(upload) for v in self._variables]
+        states = [DEVICE_COPIES.read(v, upload) for v in self._variables]
         if self.generated.checks:
             err.copy_to_device(_ERROR_CLEAR, stream=stream)
         returned = self._entry(stream, dims, arena, err, *on_gpu, *states, *self._constants)
@@ -201,12 +243,14 @@ class CudaExecutable:
                     "an index is out of range (a take, gather or scatter on the GPU)"
                 )
         stream.synchronize()
-        for variable, state in zip(self._new_states, returned[self._n_outputs :], strict=True):
-            variable.set_device_state(state)
-        for i in self._in_place:
-            self._variables[i].set_device_state(states[i])
+        self._install(returned)
+        for i in self._written:
+            DEVICE_COPIES.install(self._variables[i], states[i])
         self._ran = True
         return outputs
+
+    def _install_state(self, variable: VariableState, value: Any) -> None:
+        DEVICE_COPIES.install(variable, value)
 
     def _upload(self, array: np.ndarray, stream: Any) -> Any:
         # (np.ascontiguousarray would make a 0-d array 1-d)

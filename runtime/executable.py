@@ -1,7 +1,10 @@
-"""Executables: a compiled graph's entry function with everything a call needs.
+"""The CPU executable: a compiled graph's numba entry function and what a call needs.
 
-Part of graphc.runtime. An `Executable` holds the generated module's `entry`, the
-variables and constant arrays it reads, and per feed-shape bindings. A call is:
+Part of graphc.runtime. An `Executable` is the CPU backend of the executable seam
+(base.py, which owns the feed check, the shape keys, the arenas, the update locks and
+installing new states); it holds the generated module's `entry` and the constant arrays
+it reads, and compiles the entry (eagerly, or in the background), and profiles calls.
+A call is:
 
 1. the fast path: when these feed shapes were seen before (or the graph has no
    run-time sizes), look up their `dims` and arena size, take this thread's arena,
@@ -9,24 +12,23 @@ variables and constant arrays it reads, and per feed-shape bindings. A call is:
    was compiled for (C-contiguous arrays of the declared dtypes and ranks), so a
    feed of another dtype, layout or rank never reaches a kernel: it raises TypeError
    before anything runs and the call takes
-2. the slow path: `validate` (the Function's full check, which raises InputError for
-   bad feeds) converts every feed, binds every run-time size, and the call runs with
-   the converted feeds. The first call always takes it; it compiles the entry (or
-   loads it from the on-disk cache) for the canonical types and then closes the
-   dispatcher to any other signature.
+2. the slow path: the full check of the feeds (which raises InputError for bad feeds)
+   converts every feed, binds every run-time size, and the call runs with the converted
+   feeds. The first call always takes it; it compiles the entry (or loads it from the
+   on-disk cache) for the canonical types and then closes the dispatcher to any other
+   signature.
 
-Temporaries live in a per-thread arena that grows to the largest call's need and is
-reused, so large buffers are not freed and faulted in again each call. Outputs are
-always fresh arrays. New variable states that were not computed in place come back
-from the entry and are swapped in. A call of a graph with updates holds the update
-locks of its variables throughout (graphc.state), so concurrent calls lose nothing.
+Temporaries live in the per-thread arena. Outputs are always fresh arrays. New
+variable states that were not computed in place come back from the entry and are
+swapped in; variables updated in place are marked written (graphc.state) before and
+after the entry writes them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numba
@@ -37,6 +39,7 @@ from graphc.ir import Value
 from graphc.kernels.cpu.codegen import Generated
 from graphc.kernels.cpu.lib import FeedShapeError
 from graphc.runtime import cache, interpreted
+from graphc.runtime.base import BaseExecutable, generated_layout
 from graphc.runtime.compile import (
     Compiled,
     cached,
@@ -45,51 +48,36 @@ from graphc.runtime.compile import (
     numba_type,
     register,
 )
-from graphc.state import NO_LOCKS
-from graphc.types import Sym
+from graphc.runtime.feeds import TensorSpec
+from graphc.state import VariableState
 
 _EMPTY_DIMS = np.zeros(0, np.int64)
-_EMPTY_ARENA = np.zeros(0, np.uint8)
 _COMPILE_LOCK = threading.Lock()
-_MAX_SHAPE_KEYS = 256
 BACKGROUND_LIMIT = 1800.0  # seconds a background compile may take before it is redone here
 
 
-Validate = Callable[[tuple[Any, ...]], tuple[list[np.ndarray], dict[Sym, int]]]
-
-
-class Executable:
+class Executable(BaseExecutable):
     """A loaded entry function and the state a call of it needs (see the module doc)."""
 
     def __init__(
         self,
         generated: Generated,
-        variables: Sequence[Any],
-        constants: Sequence[np.ndarray],
-        new_states: Sequence[Any],
-        validate: Validate,
-        in_place: Sequence[Any] = (),
-        locks: Any = NO_LOCKS,
+        inputs: Sequence[TensorSpec],
+        states: Mapping[int, VariableState],
         mode: str = "eager",
     ) -> None:
-        self.source = generated.source
-        self.generated = generated
         for kernel in generated.kernels:  # (the entry imports them)
             cache.load_generated(kernel.source)
         module = cache.load_generated(generated.source)
+        graph = generated.program.graph
+        super().__init__(graph, inputs, states, "cpu", **generated_layout(generated, module))
+        self.source = generated.source
+        self.generated = generated
         self._entry = module.entry
-        self._arena_bytes = module.arena_bytes
-        self._dims = generated.program.dims
         self._takes = (generated.takes_dims, generated.takes_arena)
-        self._variables = tuple(variables)
-        self._constants = tuple(np.array(c, order="C") for c in constants)
-        self._n_outputs = len(generated.program.graph.outputs)
+        self._constants = self._host_constants()
+        self._host_written = self._in_place
         self._n_returns = len(generated.returns)
-        self._new_states = tuple(new_states)
-        self._in_place = tuple(in_place)  # variables whose host array the entry writes
-        self._validate = validate
-        self._locks = locks  # held by a call that updates variables (see graphc.state)
-        self._locked = bool(locks)
         self._compiled = False
         self._mode = mode  # "eager" or "background" (see _first)
         self._python: Any = None  # the Python entry, while the entry compiles elsewhere
@@ -97,22 +85,15 @@ class Executable:
         self._kernels_done = False
         self.compile_report: list[Compiled] = []  # how each kernel was compiled
         self.entry_seconds: float | None = None  # the first call of the entry
-        self._bound: dict[tuple, tuple[np.ndarray, int]] = {}
-        self._static = not self._dims
         self._static_need = int(self._arena_bytes(_EMPTY_DIMS)) if self._static else 0
-        self._local = threading.local()
 
     @property
     def entry(self) -> Any:
         """The numba dispatcher of the generated entry function."""
         return self._entry
 
-    def _arena(self, need: int) -> np.ndarray:
-        local = self._local
-        arena = getattr(local, "arena", None)
-        if arena is None or arena.size < need:
-            arena = local.arena = np.empty(max(need, 1), np.uint8)
-        return arena
+    def _pack_dims(self, sizes: list[int]) -> np.ndarray:
+        return np.array(sizes, dtype=np.int64)
 
     def _leading(self, dims: np.ndarray, need: int) -> tuple[np.ndarray, ...]:
         takes_dims, takes_arena = self._takes
@@ -143,24 +124,13 @@ class Executable:
 
         return run
 
-    def __call__(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:
-        """Run one call: the outputs, in order. Variable updates are applied."""
-        if self._locked:
-            with self._locks:
-                try:
-                    return self._call(feeds)
-                finally:  # (again: a reader may have uploaded the array mid-write)
-                    for variable in self._in_place:
-                        variable.wrote_host_state()
-        return self._call(feeds)
-
     def _call(self, feeds: tuple[Any, ...]) -> list[np.ndarray]:
         if not self._compiled:
             return self._slow(feeds)
         if self._static:
             dims, need = _EMPTY_DIMS, self._static_need
         else:
-            try:
+            try:  # (the shape key, as _known looks it up: inline on this path)
                 bound = self._bound.get(tuple([f.shape for f in feeds]))
             except AttributeError:  # a list or a number: convert it
                 bound = None
@@ -168,7 +138,7 @@ class Executable:
                 return self._slow(feeds)
             dims, need = bound
         states = [v.get_state() for v in self._variables] if self._variables else ()
-        for variable in self._in_place:
+        for variable in self._host_written:
             variable.wrote_host_state()
         try:
             result = self._entry(*self._leading(dims, need), *feeds, *states, *self._constants)
@@ -187,21 +157,15 @@ class Executable:
     def _slow(self, feeds: tuple[Any, ...], entry: Any = None) -> list[np.ndarray]:
         """A call after validating and converting every feed; with `entry`, a Python
         entry function (a profiled one) runs it."""
-        arrays, bindings = self._validate(feeds)
+        arrays, dims, need = self._checked(feeds)
         # the entry takes C-contiguous, writeable arrays (np.ascontiguousarray would also
         # turn a 0-d array into a 1-d one)
         arrays = [
             a if a.flags.c_contiguous and a.flags.writeable else np.array(a, order="C")
             for a in arrays
         ]
-        dims = np.array([bindings[s] for s in self._dims], dtype=np.int64)
-        need = int(self._arena_bytes(dims))
-        if not self._static:
-            if len(self._bound) >= _MAX_SHAPE_KEYS:
-                self._bound.clear()
-            self._bound[tuple(a.shape for a in arrays)] = (dims, need)
         states = [v.get_state() for v in self._variables]
-        for variable in self._in_place:
+        for variable in self._host_written:
             variable.wrote_host_state()
         rest = (*arrays, *states)
         try:
@@ -359,22 +323,13 @@ class Executable:
         generated = self.generated
 
         def run(entry: Any) -> None:
-            if self._locked:
-                with self._locks:
-                    self._slow(feeds, entry)
-            else:
-                self._slow(feeds, entry)
+            self._holding_locks(self._slow, feeds, entry)
 
         with _COMPILE_LOCK:
             self._kernels_ready()
-        _, bindings = self._validate(feeds)
+        _, bindings = self.feeds.checked_feeds(feeds)
         sizes = {str(sym): size for sym, size in bindings.items()}
         return interpreted.profile(run, generated, runs, sizes)
 
     def _finish(self, result: Any) -> list[np.ndarray]:
-        returned = [result] if self._n_returns == 1 else list(result)
-        if self._new_states:
-            states = returned[self._n_outputs :]
-            for variable, state in zip(self._new_states, states, strict=True):
-                variable.set_state(state)
-        return returned[: self._n_outputs]
+        return self._install([result] if self._n_returns == 1 else list(result))

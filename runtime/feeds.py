@@ -3,8 +3,9 @@
 Part of graphc.runtime. `TensorSpec` is one input or output of a Function; a
 `FeedChecker` collects a call's positional and keyword arguments, converts each to its
 input's dtype (numpy's same_kind rule), binds every run-time size and checks that the
-graph's sizes and updates agree, raising InputError before any kernel runs. The
-executables (executable.py, cuda.py) call it on their slow path.
+graph's sizes and updates agree, raising InputError before any kernel runs. Every
+executable owns one (base.py): the compiled ones call it on their slow path, the
+reference one on every call, and the Function collects keyword arguments with it.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class TensorSpec:
 class FeedChecker:
     """Checks a call's feeds against a graph's signature before anything runs.
 
-    Separate from the Function so that executables can call it without holding the
-    Function: a dropped Function is freed at once, with its executable and arenas.
+    Held by the executable, never by reference to the Function: a dropped Function is
+    freed at once, with its executable and arenas.
     """
 
     def __init__(

@@ -153,21 +153,27 @@ def test_save_reads_values_under_the_locks(tmp_path: Path) -> None:
 
 def test_an_in_place_update_leaves_no_stale_device_copy() -> None:
     """A reader that takes no lock (a CUDA call reading the variable) may upload the host
-    array while an in-place CPU update is writing it; the update marks that copy stale
-    when it ends, so the next reader uploads the new values. The reader is simulated
-    here: mid-call, it installs a copy of the half-updated array as the device copy."""
+    array while an in-place CPU update is writing it; the update marks the value changed
+    when it ends, so that copy is not current and the next reader uploads the new values.
+    The reader is simulated here: mid-call, it keeps a copy of the half-updated array as
+    the device copy (the table of device copies needs no GPU)."""
+    from graphc.runtime.cuda import DEVICE_COPIES
+
     w = gc.Variable(np.zeros(4), name="w")
     step = gc.function([], gc.sum(w * 0.0), updates={w: w + 1.0}, device="cpu")
     step()
     executable = step._executable
     assert executable._in_place  # the update is computed in place
     entry = executable._entry
+    taken = []
 
     def entry_with_a_reader(*args: object) -> object:
-        w.state.device_state(lambda host: host.copy())  # the reader's upload, mid-write
+        taken.append(DEVICE_COPIES.read(w.state, lambda host: host.copy()))  # mid-write
         return entry(*args)
 
     executable._entry = entry_with_a_reader
     step()
-    assert w.state._device is None  # the copy taken mid-write is not kept
+    assert len(taken) == 1
+    assert DEVICE_COPIES.current(w.state) is None  # the copy taken mid-write is not kept
     np.testing.assert_array_equal(w.value, [2.0, 2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(DEVICE_COPIES.read(w.state, np.copy), [2.0, 2.0, 2.0, 2.0])

@@ -59,7 +59,8 @@ ELEMENTWISE_OPS = tuple(
 )
 # the reductions a loop kernel ends with (argmax and argmin are library ops)
 LOOP_REDUCTIONS = ("max", "min", "prod", "sum")
-_LOOP_OPS = frozenset(ELEMENTWISE_OPS) | frozenset(LOOP_REDUCTIONS)
+# the ops a Loop record describes alone: every backend registers its loop emitter for them
+LOOP_OPS = (*ELEMENTWISE_OPS, *LOOP_REDUCTIONS)
 HOMES = frozenset({"input", "variable", "constant", "arena", "fresh", "state", "view", "returned"})
 
 
@@ -230,18 +231,21 @@ def _is_view(n: Node) -> bool:
     return "view" in lookup(n.op).traits
 
 
-def _collect_dims(g: Graph) -> tuple[Sym, ...]:
+def _collect_dims(g: Graph, kernels: tuple[KernelRecord, ...]) -> tuple[Sym, ...]:
     """Every run-time size of the graph's values, fused bodies' inner values included
     (a kernel iterates over them; the runtime binds them: interpret.concrete_types)."""
     seen: dict[Sym, None] = {}
-    for n in g.nodes:
-        types = list(n.types)
-        if n.op == "fused":
-            types += body_types(tuple(g.type_of(v) for v in n.inputs), n.attrs["body"])
-        for t in types:
-            for d in t.shape:
-                if isinstance(d, Sym):
-                    seen.setdefault(d, None)
+    types = [t for n in g.nodes for t in n.types]
+    for record in kernels:
+        if isinstance(record, Loop):
+            types += record.value_types
+        elif record.op == "fused":  # a matmul and its epilogue
+            inputs = tuple(g.type_of(v) for v in record.inputs)
+            types += body_types(inputs, record.attrs["body"])
+    for t in types:
+        for d in t.shape:
+            if isinstance(d, Sym):
+                seen.setdefault(d, None)
     return tuple(seen)
 
 
@@ -328,10 +332,11 @@ def plan(g: Graph) -> Program:
         if home[v] != "fresh" or v in claimed:
             copied.add(i)
         claimed.add(v)
+    kernels = tuple(kernel_record(g, n) for n in steps)
     program = Program(
         graph=g,
         steps=tuple(steps),
-        dims=_collect_dims(g),
+        dims=_collect_dims(g, kernels),
         inputs=inputs,
         variables=tuple(variables),
         constants=tuple(constants),
@@ -340,7 +345,7 @@ def plan(g: Graph) -> Program:
         arena_slot=arena_slot,
         state_of=state_of,
         copied_outputs=frozenset(copied),
-        kernels=tuple(kernel_record(g, n) for n in steps),
+        kernels=kernels,
     )
     if config.verify_passes():
         from graphc.kernels.verify import verify_program
@@ -354,7 +359,7 @@ def plan(g: Graph) -> Program:
 
 def record_kind(n: Node) -> type:
     """Which record describes step `n`: Loop, View or Library."""
-    if n.op in _LOOP_OPS or (n.op == "fused" and n.attrs["kind"] != "matmul"):
+    if n.op in LOOP_OPS or (n.op == "fused" and n.attrs["kind"] != "matmul"):
         return Loop
     return View if _is_view(n) else Library
 

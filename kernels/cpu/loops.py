@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from graphc.kernels import scalar
+from graphc.kernels.plan import LOOP_REDUCTIONS
 from graphc.types import Shape, TensorType
 
 DECORATOR = '@numba.njit(cache=True, nogil=True, error_model="numpy")'
-REDUCTIONS = {"sum", "prod", "max", "min"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class LoopSpec:
     @property
     def reduction(self) -> tuple[str, tuple[int, ...]] | None:
         op, _, attrs = self.body[-1]
-        if op not in REDUCTIONS:
+        if op not in LOOP_REDUCTIONS:
             return None
         rank = len(self.shape)
         return op, tuple(sorted(a % rank for a in attrs["axes"]))

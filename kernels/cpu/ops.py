@@ -25,15 +25,14 @@ from graphc.kernels.cpu.codegen import (
     sizes_arg,
 )
 from graphc.kernels.cpu.emit import emits, int_tuple
-from graphc.kernels.cpu.loops import REDUCTIONS
-from graphc.kernels.plan import ELEMENTWISE_OPS
+from graphc.kernels.plan import LOOP_OPS
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
 PANEL = 64  # rows of a matmul computed before its epilogue runs over them (stay in cache)
 
 
-@emits(*ELEMENTWISE_OPS, *sorted(REDUCTIONS))
+@emits(*LOOP_OPS)
 def _loop(w: Writer, node: Node) -> None:
     emit_loop(w, node)
 

@@ -39,7 +39,6 @@ from graphc.kernels.writer import EntryWriter
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
-DIALECT = scalar.CUDA
 # the same text on numba's simulator as on a GPU (the simulator ignores the cache)
 DECORATOR = "@cuda.jit(cache=True)"
 HEADER = '''"""graphc generated CUDA module: {what} (see Function.source)."""
@@ -56,7 +55,6 @@ from graphc.kernels.cuda import lib as cl
 BLOCK = launch.BLOCK
 TILE = launch.TILE
 '''
-REDUCTIONS = ("sum", "prod", "max", "min")
 
 
 @dataclass(frozen=True)
@@ -217,7 +215,7 @@ def body_lines(
             [types[a].dtype for a in args],
             out_type.dtype,
             attrs,
-            DIALECT,
+            scalar.CUDA,
         )
         lines.append(f"x{position} = {expression}")
     return lines, types

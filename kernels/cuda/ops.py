@@ -10,7 +10,6 @@ from graphc.ir import Node
 from graphc.kernels import scalar
 from graphc.kernels.cuda import arrays as _arrays  # noqa: F401  (registers the array ops)
 from graphc.kernels.cuda.codegen import (
-    REDUCTIONS,
     Writer,
     elementwise_map,
     emit_loop,
@@ -19,11 +18,11 @@ from graphc.kernels.cuda.codegen import (
     infer_types,
     numba_type,
 )
-from graphc.kernels.plan import ELEMENTWISE_OPS
+from graphc.kernels.plan import LOOP_OPS
 from graphc.types import TensorType
 
 
-@emits(*ELEMENTWISE_OPS, *REDUCTIONS)
+@emits(*LOOP_OPS)
 def _loop(w: Writer, node: Node) -> None:
     emit_loop(w, node)
 

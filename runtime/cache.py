@@ -54,14 +54,16 @@ def directory() -> Path:
 
 @functools.cache
 def _library_digest() -> str:
-    """A digest of the numba code generated modules call into (kernels/cpu/*.py and
-    kernels/cuda/*.py): numba caches a generated module's code with those callees
-    compiled in, and checks only the module's own file for changes."""
+    """A digest of the numba code generated modules call into (kernels/cpu/*.py,
+    kernels/cuda/*.py and kernels/numpy_rules.py): numba caches a generated module's
+    code with those callees compiled in, and checks only the module's own file for
+    changes."""
     import graphc.kernels
 
     digest = hashlib.sha256()
     root = Path(graphc.kernels.__file__).parent
-    for path in sorted([*root.glob("cpu/*.py"), *root.glob("cuda/*.py")]):
+    libraries = sorted([*root.glob("cpu/*.py"), *root.glob("cuda/*.py")])
+    for path in [*libraries, root / "numpy_rules.py"]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

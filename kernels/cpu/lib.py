@@ -27,6 +27,7 @@ from numba.core.errors import TypingError
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
+from graphc.kernels import numpy_rules
 from graphc.kernels.cpu.jit import OPTIONS, kernel
 
 inline = numba.njit(**OPTIONS)
@@ -61,34 +62,11 @@ def rmin(a, b):
     return a if a <= b else b
 
 
-@inline
-def maxnan(a, b):
-    """numpy.maximum: NaN wins; of two equal values (0.0 and -0.0) the second."""
-    return a if (a > b or a != a) else b
-
-
-@inline
-def minnan(a, b):
-    """numpy.minimum: NaN wins; of two equal values (0.0 and -0.0) the second."""
-    return a if (a < b or a != a) else b
-
-
-@inline
-def ifloordiv(a, b):
-    """numpy floor_divide on ints: 0 for a zero divisor; MIN // -1 wraps."""
-    if b == 0:
-        return a - a
-    if b == -1:
-        return -a
-    return a // b
-
-
-@inline
-def imod(a, b):
-    """numpy remainder on ints: the divisor's sign; 0 for a zero divisor."""
-    if b == 0 or b == -1:
-        return a - a
-    return a % b
+# numpy's rules both targets share (kernels/numpy_rules.py)
+maxnan = inline(numpy_rules.maxnan)
+minnan = inline(numpy_rules.minnan)
+ifloordiv = inline(numpy_rules.ifloordiv)
+imod = inline(numpy_rules.imod)
 
 
 @inline

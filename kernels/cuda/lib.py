@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numba import config, cuda
 
+from graphc.kernels import numpy_rules
+
 SIMULATED = bool(config.ENABLE_CUDASIM)
 
 
@@ -199,35 +201,11 @@ def rint(x):
     return _copysign(r, x)
 
 
-@device
-def maxnan(a, b):
-    """numpy.maximum: NaN wins; of equal values (0.0 and -0.0) the second, as numpy's."""
-    return a if (a > b or a != a) else b
-
-
-@device
-def minnan(a, b):
-    """numpy.minimum: NaN wins; of equal values (0.0 and -0.0) the second, as numpy's."""
-    return a if (a < b or a != a) else b
-
-
-@device
-def ifloordiv(a, b):
-    """numpy floor_divide on ints: 0 for a zero divisor; MIN // -1 wraps."""
-    if b == 0:
-        return a - a
-    if b == -1:
-        return -a
-    q = a // b
-    return q
-
-
-@device
-def imod(a, b):
-    """numpy remainder on ints: the divisor's sign; 0 for a zero divisor."""
-    if b == 0 or b == -1:
-        return a - a
-    return a % b
+# numpy's rules both targets share (kernels/numpy_rules.py)
+maxnan = device(numpy_rules.maxnan)
+minnan = device(numpy_rules.minnan)
+ifloordiv = device(numpy_rules.ifloordiv)
+imod = device(numpy_rules.imod)
 
 
 @device

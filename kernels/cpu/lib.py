@@ -108,31 +108,16 @@ def ffloordiv(a, b):
     return _divmod(a, b)[0]
 
 
+_power_by_squaring = inline(numpy_rules.power_by_squaring)
+fsign = inline(numpy_rules.fsign)
+
+
 @inline
 def ipow(a, b):
     """numpy power on ints: repeated squaring with wrap-around."""
     if b < 0:
         raise ValueError("Integers to negative integer powers are not allowed.")
-    result = a - a + 1
-    base = a
-    e = b
-    while e > 0:
-        if e & 1:
-            result = result * base
-        base = base * base
-        e >>= 1
-    return result
-
-
-@inline
-def fsign(a):
-    """numpy.sign on floats: NaN stays NaN, zeros stay zero, infinities give 1 or -1
-    (the caller casts the float64 result back to the operand's dtype)."""
-    if a > 0:
-        return 1.0
-    if a < 0:
-        return -1.0
-    return a - a  # NaN stays NaN, -0.0 gives 0.0 (numpy's sign)
+    return _power_by_squaring(a, b)
 
 
 @kernel

@@ -254,31 +254,17 @@ def ffloordiv(a, b):
     return _floor_quotient(a, b)
 
 
+_power_by_squaring = device(numpy_rules.power_by_squaring)
+fsign = device(numpy_rules.fsign)
+
+
 @device
 def ipow(a, b):
     """numpy power on ints: repeated squaring with wrap-around; a negative exponent
     (which numpy refuses) gives 0, as no kernel can raise."""
-    result = a - a + 1
     if b < 0:
-        return result - result
-    base = a
-    e = b
-    while e > 0:
-        if e & 1:
-            result = result * base
-        base = base * base
-        e >>= 1
-    return result
-
-
-@device
-def fsign(a):
-    """numpy.sign on floats: NaN stays NaN, both zeros give 0.0, infinities give 1 or -1."""
-    if a > 0:
-        return 1.0
-    if a < 0:
-        return -1.0
-    return a - a  # NaN, or 0.0 for either zero
+        return a - a
+    return _power_by_squaring(a, b)
 
 
 @device

@@ -41,7 +41,7 @@ from graphc.kernels import plan as planning
 from graphc.kernels import scalar, text, writer
 from graphc.kernels.cpu import emit, inline, loops
 from graphc.kernels.writer import EntryWriter
-from graphc.registry import lookup
+from graphc.ops.fused import body_types
 from graphc.types import TensorType
 
 CHUNKS = 64  # a parallel loop is split into at most this many pieces, shared by the threads
@@ -524,7 +524,6 @@ def _operand_arg(w: Writer, operand: planning.Operand) -> Arg:
 
 
 def loop_spec(
-    w: Writer,
     name: str,
     operands: list[Operand],
     body: tuple,
@@ -534,11 +533,7 @@ def loop_spec(
 ) -> loops.LoopSpec:
     """The LoopSpec of `body` over array `operands`, iterating over `shape` (a fused
     matmul's epilogue, whose operands include the product)."""
-    value_types = [t for _, t, _ in operands]
-    for op, args, attrs in body:
-        opdef = lookup(op)
-        inferred = opdef.infer(*(value_types[a] for a in args), **opdef.check_attrs(attrs))
-        value_types.extend(inferred if isinstance(inferred, tuple) else (inferred,))
+    value_types = body_types(tuple(t for _, t, _ in operands), body)
     return loops.LoopSpec(
         name=name,
         operands=tuple(t for _, t, _ in operands),
@@ -574,7 +569,7 @@ def emit_epilogue(
     """The loop kernel of an elementwise `body` over array `operands` writing `node`'s
     outputs (a fused matmul's epilogue over its inputs and the product)."""
     shape = w.type_of(node.outputs[0]).shape
-    spec = loop_spec(w, "kernel", operands, body, results, shape)
+    spec = loop_spec("kernel", operands, body, results, shape)
     _loop_call(w, node, spec, [array_arg(e, t, c) for e, t, c in operands])
 
 

@@ -275,7 +275,7 @@ def _panel_kernel(
     n_in = len(node.inputs)
     ia, ib = pair
     operands = [*operands_of(w, node), ("panel", product, True)]
-    spec = loop_spec(w, "epilogue", operands, epilogue, results, product.shape, panel=n_in)
+    spec = loop_spec("epilogue", operands, epilogue, results, product.shape, panel=n_in)
     steps = " -> ".join(s[0] for s in epilogue)
     inputs = [f"a{i}" for i in range(n_in)]
     outs = [f"r{r}" for r in range(len(results))]

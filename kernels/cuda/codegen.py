@@ -36,7 +36,7 @@ from graphc.kernels import emit as emitters
 from graphc.kernels import plan as planning
 from graphc.kernels import scalar, text, writer
 from graphc.kernels.writer import EntryWriter
-from graphc.registry import lookup
+from graphc.ops.fused import body_types
 from graphc.types import Dim, TensorType
 
 # the same text on numba's simulator as on a GPU (the simulator ignores the cache)
@@ -180,12 +180,7 @@ def broadcast_index(t: TensorType, array: str, shape: tuple[Dim, ...], index: li
 
 def infer_types(operand_types: list[TensorType], body: tuple) -> list[TensorType]:
     """The types of the operands and then of every step's value."""
-    types = list(operand_types)
-    for op, args, attrs in body:
-        opdef = lookup(op)
-        inferred = opdef.infer(*(types[a] for a in args), **opdef.check_attrs(attrs))
-        types.append(inferred[0] if isinstance(inferred, tuple) else inferred)
-    return types
+    return body_types(tuple(operand_types), body)
 
 
 def body_lines(

@@ -3,12 +3,14 @@
 Part of graphc.runtime. The CPU code generator writes each distinct kernel as a numba
 function alone in a module (kernels/cpu/codegen.Kernel) with the exact types its call
 site passes. Before the entry is compiled, `compile_kernels` compiles every kernel the
-process does not have yet: the kernels are shared out among this process and forked
-children (one per extra core, `GRAPHC_COMPILE_WORKERS`); each child compiles its
-share into numba's on-disk cache and exits, and this process loads that code from
-the cache. The entry then calls compiled kernels by address (kernels/cpu/lib.invoke).
-With compile="background", the library helpers a dry run of the Python entry finds
-(runtime/interpreted.helper_calls) are shared out with the kernels.
+process does not have yet, most costly first, in this process and in forked children
+(one per extra core, `GRAPHC_COMPILE_WORKERS`): each takes the next kernel nobody has
+taken from a shared counter as soon as it is free, so that no process waits on a
+share it misjudged. A child compiles into numba's on-disk cache and exits, and this
+process loads that code from the cache. The entry then calls compiled kernels by
+address (kernels/cpu/lib.invoke). With compile="background", the library helpers a dry
+run of the Python entry finds (runtime/interpreted.helper_calls) are compiled with the
+kernels.
 
 Nothing depends on the children: a kernel a child did not deliver (it failed, was
 killed, or took too long) is compiled here, and every result comes from this process's
@@ -105,7 +107,7 @@ class _Unit:
     what: str
     dispatcher: Any
     argtypes: tuple
-    cost: int  # a guess at its compile time, to share the work out evenly
+    cost: int  # a guess at its compile time: the costliest are taken first
 
 
 def _kernel_unit(kernel: Kernel) -> _Unit:
@@ -118,10 +120,39 @@ def _helper_unit(dispatcher: Any, argtypes: tuple) -> _Unit:
     return _Unit(name, "library helper", dispatcher, argtypes, HELPER_COST)
 
 
-def _child(work: Sequence[tuple[Any, tuple]]) -> None:  # pragma: no cover - a forked child
+class _Claims:
+    """The shared counter the processes compiling one graph take units from, so that
+    each takes the next unit as soon as it is free, most costly first, whatever the
+    real cost of each turns out to be (made before the fork, shared with the children)."""
+
+    def __init__(self, shared: bool) -> None:
+        self._next = multiprocessing.get_context("fork").Value("q", 0) if shared else None
+        self._taken = 0  # (alone: no lock needed)
+
+    def take(self, total: int) -> int | None:
+        """The index of the next unit nobody has taken, or None when all are taken."""
+        if self._next is None:
+            self._taken += 1
+            return self._taken - 1 if self._taken <= total else None
+        with self._next.get_lock():
+            index = int(self._next.value)
+            if index >= total:
+                return None
+            self._next.value = index + 1
+            return index
+
+
+def _child(
+    work: Sequence[tuple[Any, tuple]], claims: _Claims | None = None
+) -> None:  # pragma: no cover - a forked child
     # (dispatchers resolved before the fork: the child takes none of this process's locks
     # but numba's compile lock, which the forking thread held, so it is the child's)
-    for dispatcher, argtypes in work:
+    if claims is None:
+        for dispatcher, argtypes in work:
+            dispatcher.compile(argtypes)
+        return
+    while (index := claims.take(len(work))) is not None:
+        dispatcher, argtypes = work[index]
         dispatcher.compile(argtypes)
 
 
@@ -144,56 +175,52 @@ def compile_kernels(
             report.append(Compiled(unit.name, unit.what, "cache", time.perf_counter() - start))
         else:
             missing.append(unit)
-    if len(missing) < MIN_SHARED:
-        processes = 1
-    shares: list[list[_Unit]] = [[] for _ in range(max(1, min(processes, len(missing))))]
-    loads = [0] * len(shares)
-    for unit in sorted(missing, key=lambda u: u.cost, reverse=True):
-        least = loads.index(min(loads))
-        shares[least].append(unit)
-        loads[least] += unit.cost
-    children = _start(shares[1:])
+    missing.sort(key=lambda u: u.cost, reverse=True)
+    work = [(unit.dispatcher, unit.argtypes) for unit in missing]
+    sharing = processes > 1 and len(missing) >= MIN_SHARED
+    claims = _Claims(shared=sharing)
+    children = []
+    for _ in range(min(processes, len(missing)) - 1 if sharing else 0):
+        child = fork_compile(work, claims)
+        if child is None:
+            break
+        children.append(child)
     began = time.perf_counter()
-    for unit in shares[0]:
+    done_here: set[int] = set()
+    # this process takes units too (all of them when it has no children)
+    while (index := claims.take(len(missing))) is not None:
+        unit = missing[index]
         start = time.perf_counter()
         unit.dispatcher.compile(unit.argtypes)
         report.append(Compiled(unit.name, unit.what, "compiled", time.perf_counter() - start))
-    # the shares are balanced: a child far slower than this process is stuck, and its
-    # share is compiled here instead
+        done_here.add(index)
+    # the children take units as they free up: one still busy long after this process
+    # ran out of units is stuck, and what it did not deliver is compiled here
     patience = CHILD_GRACE + CHILD_FACTOR * (time.perf_counter() - began)
-    for child, share in children:
+    delivered = True
+    for child in children:
         child.join(max(1.0, patience - (time.perf_counter() - began)))
-        delivered = child.exitcode == 0
+        delivered = delivered and child.exitcode == 0
         if child.is_alive():
             child.kill()
             child.join()
-        for unit in share:
-            start = time.perf_counter()
-            if cached(unit.dispatcher, unit.argtypes):
-                origin = "worker" if delivered else "cache"
-            else:
-                unit.dispatcher.compile(unit.argtypes)
-                origin = "compiled"
-            report.append(Compiled(unit.name, unit.what, origin, time.perf_counter() - start))
+    for index, unit in enumerate(missing):
+        if index in done_here:
+            continue
+        start = time.perf_counter()
+        if cached(unit.dispatcher, unit.argtypes):
+            origin = "worker" if delivered else "cache"
+        else:
+            unit.dispatcher.compile(unit.argtypes)
+            origin = "compiled"
+        report.append(Compiled(unit.name, unit.what, origin, time.perf_counter() - start))
     return report
 
 
-def _start(shares: list[list[_Unit]]) -> list[tuple[Any, list[_Unit]]]:
-    """A forked child compiling each share; none where forking fails."""
-    started = []
-    for share in shares:
-        if not share:
-            continue
-        child = fork_compile([(unit.dispatcher, unit.argtypes) for unit in share])
-        if child is None:
-            break
-        started.append((child, share))
-    return started
-
-
-def fork_compile(work: Sequence[tuple[Any, tuple]]) -> Any:
+def fork_compile(work: Sequence[tuple[Any, tuple]], claims: _Claims | None = None) -> Any:
     """A started child process compiling each (dispatcher, signature) of `work` into
-    numba's disk cache, or None where a process cannot be forked."""
+    numba's disk cache (with `claims`, each unit it takes from them), or None where a
+    process cannot be forked."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
     context = multiprocessing.get_context("fork")
@@ -202,7 +229,7 @@ def fork_compile(work: Sequence[tuple[Any, tuple]]) -> Any:
     with global_compiler_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # (fork with threads)
         try:
-            child = context.Process(target=_child, args=(list(work),), daemon=True)
+            child = context.Process(target=_child, args=(list(work), claims), daemon=True)
             child.start()
         except OSError:
             return None

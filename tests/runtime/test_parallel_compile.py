@@ -1,0 +1,121 @@
+"""Compiling a graph's kernels in several processes (runtime/compile.py): every process
+takes the next unit from one shared counter, and what a child does not deliver is
+compiled here."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from graphc.runtime import compile as rc
+
+fork_only = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs os.fork"
+)
+
+
+def _take_all(claims: rc._Claims, total: int, pipe) -> None:  # type: ignore[no-untyped-def]
+    taken = []
+    while (index := claims.take(total)) is not None:
+        taken.append(index)
+    pipe.send(taken)
+
+
+@fork_only
+def test_shared_claims_hand_out_every_index_once_across_processes() -> None:
+    total = 500
+    claims = rc._Claims(shared=True)
+    context = multiprocessing.get_context("fork")
+    pipes, children = [], []
+    for _ in range(2):
+        mine, theirs = context.Pipe()
+        child = context.Process(target=_take_all, args=(claims, total, theirs))
+        child.start()
+        pipes.append(mine)
+        children.append(child)
+    here = []
+    while (index := claims.take(total)) is not None:
+        here.append(index)
+    taken = here + [i for pipe in pipes for i in pipe.recv()]
+    for child in children:
+        child.join(30)
+        assert child.exitcode == 0
+    assert sorted(taken) == list(range(total))
+    assert claims.take(total) is None
+
+
+def test_claims_alone_count_up_to_the_total() -> None:
+    claims = rc._Claims(shared=False)
+    assert [claims.take(3) for _ in range(5)] == [0, 1, 2, None, None]
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np
+    import graphc as gc
+    from graphc.runtime import compile as rc
+
+    mode = sys.argv[1]
+    if mode == "child-dies":
+        # a child that takes two units and dies before compiling either
+        def _child(work, claims=None):
+            claims.take(len(work)), claims.take(len(work))
+            os._exit(3)
+        rc._child = _child
+
+    x = gc.placeholder((None, 6), "float32", name="x")
+    h = x
+    for i in range(6):  # distinct kernels: each block's constant differs
+        h = gc.tanh(h * (1.5 + i)) - gc.max(h, axis=1, keepdims=True) * 0.5
+    f = gc.function([x], [h, gc.sum(h * h)], device="cpu")
+    kernels = f._executable.generated.kernels
+    report = rc.compile_kernels(kernels, processes=2)
+    a = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    got = f(a)
+    want = gc.function([x], [h, gc.sum(h * h)], device="reference")(a)
+    print(json.dumps({
+        "kernels": sorted(k.name for k in kernels),
+        "reported": sorted(c.name for c in report),
+        "origins": sorted(c.origin for c in report),
+        "close": all(np.allclose(g, w, rtol=1e-5, atol=1e-6) for g, w in zip(got, want)),
+    }))
+    """
+)
+
+
+def _run(tmp_path, mode: str) -> dict:  # type: ignore[no-untyped-def]
+    env = {
+        **os.environ,
+        "GRAPHC_CACHE_DIR": str(tmp_path / mode),
+        "NUMBA_CACHE_DIR": str(tmp_path / mode),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, mode], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@fork_only
+def test_two_processes_share_the_kernels_and_each_is_reported_once(tmp_path) -> None:
+    result = _run(tmp_path, "shared")
+    assert result["close"]
+    assert len(result["kernels"]) >= 4
+    assert result["reported"] == result["kernels"]
+    # both processes compiled some: this one ("compiled") and the child ("worker")
+    assert set(result["origins"]) == {"compiled", "worker"}, result
+
+
+@fork_only
+def test_units_a_dead_child_took_are_compiled_here(tmp_path) -> None:
+    result = _run(tmp_path, "child-dies")
+    assert result["close"]
+    assert result["reported"] == result["kernels"]
+    assert set(result["origins"]) == {"compiled"}, result

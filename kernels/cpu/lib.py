@@ -135,6 +135,15 @@ def matmul_loops(a, b, out):
 
 
 @kernel
+def dot(a, b, out):
+    """out = a @ b for 2-D float operands (BLAS). A helper rather than `np.dot` written
+    in the entry, so that the Python entry (runtime/interpreted.py) calls the same BLAS
+    as the compiled one: numpy's own BLAS may round differently, and its threads spin
+    against the other library's."""
+    np.dot(a, b, out)
+
+
+@kernel
 def matmul_batched(a, b, out):
     """out[i] = a[i or 0] @ b[i or 0] over a leading batch axis (size-1 batches broadcast)."""
     batch = out.shape[0]

@@ -209,7 +209,7 @@ def emit_product(w: Writer, a: Value, b: Value, out: str, out_type: TensorType) 
         am = _converted(w, a, dtype) if ta.ndim == 2 else _batched(w, a, (), dtype, True) + "[0]"
         bm = _converted(w, b, dtype) if tb.ndim == 2 else _batched(w, b, (), dtype, False) + "[0]"
         target = f"{out}.reshape(({w.dim(rows)}, {w.dim(cols)}))"
-        kernel = "np.dot" if blas else "lib.matmul_loops"
+        kernel = "lib.dot" if blas else "lib.matmul_loops"
         w.line(f"{kernel}({am}, {bm}, {target})")
         return
     both = ta.ndim >= 2 and tb.ndim >= 2

@@ -282,3 +282,36 @@ def test_library_helpers_compile_with_the_kernels(held, monkeypatch) -> None:
     twin = _conv_step("eager")
     np.testing.assert_array_equal(twin(feed), first)
     np.testing.assert_array_equal(twin(feed), second)
+
+
+def test_the_python_entry_multiplies_with_the_compiled_entrys_blas(
+    held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 2-D float product (here with a transposed operand) runs the same numba BLAS
+    helper from both entries: numpy's own BLAS may round differently, and its threads
+    spin against the other library's."""
+
+    def step(mode: str) -> gc.Function:
+        start = np.random.default_rng(7).standard_normal((24, 16)).astype(np.float32)
+        w = gc.Variable(start, name="w")
+        x = gc.placeholder((None, 24), "float32", name="x")
+        h = gc.tanh(x @ w)
+        loss = gc.sum(h @ gc.transpose(w))
+        updates = {w: w - 0.01 * gc.grad(loss, [w])[0]}
+        return gc.function([x], loss, updates=updates, device="cpu", compile=mode)
+
+    background, eager = step("background"), step("eager")
+    rng = np.random.default_rng(8)
+    feeds = [rng.standard_normal((n, 24)).astype(np.float32) for n in (5, 33, 5)]
+
+    def no_numpy_blas(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the Python entry called numpy's BLAS")
+
+    got = [background(feeds[0])]  # (compiles the kernels and helpers, which name np.dot)
+    with monkeypatch.context() as patched:
+        patched.setattr(np, "dot", no_numpy_blas)
+        got += [background(f) for f in feeds[1:]]
+    assert background.compiled == "interpreted"
+    want = [eager(f) for f in feeds]
+    for g, e in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, e)

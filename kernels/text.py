@@ -51,19 +51,41 @@ def without_comments(source: str) -> str:
     compiled. Generated code comments each statement with its IR line, which holds
     node ids, user names and source lines; two graphs that compute alike compile to
     the same text, so they share one module and its machine code."""
-    cut: dict[int, int] = {}  # line number -> column where its comment starts
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            cut[token.start[0]] = token.start[1]
-    lines = []
     # (tokenize ends lines at "\n" only; str.splitlines would also split at \x0c, \u2028...)
-    for number, line in enumerate(source.split("\n"), start=1):
-        if number in cut:
-            line = line[: cut[number]].rstrip()
+    lines = source.split("\n")
+    cuts = _plain_comments(lines)
+    if cuts is None:
+        cuts = {}  # line index -> column where its comment starts
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                cuts[token.start[0] - 1] = token.start[1]
+    kept = []
+    for number, line in enumerate(lines):
+        if number in cuts:
+            line = line[: cuts[number]].rstrip()
             if not line:
                 continue
-        lines.append(line)
-    return "\n".join(lines).rstrip("\n") + "\n"
+        kept.append(line)
+    return "\n".join(kept).rstrip("\n") + "\n"
+
+
+def _plain_comments(lines: list[str]) -> dict[int, int] | None:
+    """Where each line's comment starts, found without tokenizing, for the text the
+    code generators write, where no string spans lines: a line that starts with "#" is
+    a comment, and so is the rest of a line without quotes from its "#" on. None when
+    a line breaks those rules (code with a quote and a "#", a triple-quoted string left
+    open, a line continued by a backslash): then only the tokenizer can tell."""
+    cuts = {}
+    for number, line in enumerate(lines):
+        if line.count('"""') % 2 or line.count("'''") % 2 or line.endswith("\\"):
+            return None
+        column = line.find("#")
+        if column < 0:
+            continue
+        if line[:column].strip() and ('"' in line or "'" in line):
+            return None
+        cuts[number] = column
+    return cuts
 
 
 def module_name(source: str) -> str:

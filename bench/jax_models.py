@@ -29,7 +29,7 @@ def _gpt(jnp, jax, params, tokens, targets):  # type: ignore[no-untyped-def]
         h = ln(x, params[f"ln1g{i}"], params[f"ln1b{i}"])
         qkv = h @ params[f"qkv{i}"] + params[f"qkvb{i}"]
         q, k, v = (p.reshape(B, T, H, D).transpose(0, 2, 1, 3) for p in jnp.split(qkv, 3, axis=-1))
-        scores = q @ k.transpose(0, 1, 3, 2) * (1.0 / np.sqrt(D)) + mask
+        scores = q @ k.transpose(0, 1, 3, 2) * float(1.0 / np.sqrt(D)) + mask
         attended = jax.nn.softmax(scores, axis=-1) @ v
         x = x + attended.transpose(0, 2, 1, 3).reshape(B, T, C) @ params[f"proj{i}"]
         x = x + params[f"projb{i}"]

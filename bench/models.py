@@ -70,7 +70,9 @@ def gpt_step(compile: str = "eager") -> graphc.Function:
             graphc.transpose(graphc.reshape(part, (B, T, H, D)), (0, 2, 1, 3))
             for part in graphc.split(qkv, 3, axis=-1)
         )
-        scores = q @ graphc.transpose(k, (0, 1, 3, 2)) * (1.0 / np.sqrt(D)) + mask
+        # (a Python float: an np.float64 scale would promote the attention, and every
+        # activation after it, to float64 under numpy's promotion rules; W8 is float32)
+        scores = q @ graphc.transpose(k, (0, 1, 3, 2)) * float(1.0 / np.sqrt(D)) + mask
         attended = graphc.softmax(scores, axis=-1) @ v
         merged = graphc.reshape(graphc.transpose(attended, (0, 2, 1, 3)), (B, T, C))
         x = x + merged @ p[f"proj{i}"] + p[f"projb{i}"]

@@ -32,7 +32,7 @@ register in the one registry of every target (kernels/emit.py); importing
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from graphc.ir import Node, Value
@@ -591,8 +591,13 @@ def _loop_call(w: Writer, node: Node, spec: loops.LoopSpec, args: list[Arg]) -> 
         else:
             w.run_kernel(source, args, w.dim(shape[0]) if shape else "1", "0", n, what)
         return
-    outputs = [Value(node.id, i) for i in range(len(spec.results))]
-    args = [*args, *(array_arg(w.out(node, v.index), w.type_of(v), True) for v in outputs)]
+    into: list[int | None] = []
+    for index in range(len(spec.results)):
+        expr, t = w.out(node, index), w.type_of(Value(node.id, index))
+        into.append(_written_into(spec, args, expr, t))
+        if into[-1] is None:
+            args = [*args, array_arg(expr, t, True)]
+    spec = replace(spec, into=tuple(into))
     source = loops.elementwise_source(spec, what)
     if not shape:
         w.run_kernel(source, args, "1", "0", n, what)
@@ -602,6 +607,22 @@ def _loop_call(w: Writer, node: Node, spec: loops.LoopSpec, args: list[Arg]) -> 
         w.run_kernel(source, args, size, size, n, what, node=node, rows=rows)
     else:
         w.run_kernel(source, args, w.dim(shape[0]), w.size(out_type), n, what, node=node)
+
+
+def _written_into(spec: loops.LoopSpec, args: list[Arg], expr: str, t: TensorType) -> int | None:
+    """The operand whose array an elementwise result `expr` of type `t` is (the memory
+    plan put the result in place of it), read at the index the result is written at:
+    of the same type, spanning the whole iteration space contiguously."""
+    for i, arg in enumerate(args[: len(spec.operands)]):
+        if (
+            arg.expr == expr
+            and i not in spec.scalars
+            and spec.contiguous[i]
+            and spec.operands[i] == t
+            and tuple(t.shape) == tuple(spec.shape)
+        ):
+            return i
+    return None
 
 
 def sizes_arg(w: Writer, shape: Any) -> Arg:

@@ -39,6 +39,16 @@ class LoopSpec:
     shape: Shape  # the iteration space; its sizes come in as the tuple `n`
     panel: int | None = None  # an operand holding only rows [lo, hi), read at row i0 - lo
     scalars: frozenset[int] = frozenset()  # operands passed as one scalar, not an array
+    # per result, the operand it is written into (the same array, read and written at
+    # the same index: the memory plan computed it in place), else None. One array, not
+    # two that may overlap: LLVM vectorizes such a loop, where the overlap check it
+    # inserts between two parameters fails and sends the loop down its scalar path.
+    into: tuple[int | None, ...] = ()
+
+    def target(self, result: int) -> str:
+        """The array result `result` is stored into."""
+        operand = self.into[result] if self.into else None
+        return f"r{result}" if operand is None else f"a{operand}"
 
     @property
     def reduction(self) -> tuple[str, tuple[int, ...]] | None:
@@ -147,11 +157,11 @@ def elementwise_source(spec: LoopSpec, comment: str) -> str:
             index = "[i0]"
         else:
             index = "[" + ", ".join(f"i{k}" for k in range(rank)) + "]"
-        stores.append(f"r{r}{index} = x{value}")
+        stores.append(f"{spec.target(r)}{index} = x{value}")
     lines = []
     if flat:
         pre += _flatten(spec)
-        for r in range(len(spec.results)):
+        for r in _own_results(spec):
             pre.append(f"r{r} = r{r}.reshape(r{r}.size)")
         lines += ["for i0 in range(lo, hi):", *_indent(body + stores, 1)]
     elif rank == 0:
@@ -167,9 +177,14 @@ def _flatten(spec: LoopSpec) -> list[str]:
     return [f"a{i} = a{i}.reshape(a{i}.size)" for i in arrays]
 
 
+def _own_results(spec: LoopSpec) -> list[int]:
+    """The results with an array of their own (not written into an operand)."""
+    return [r for r in range(len(spec.results)) if spec.target(r) == f"r{r}"]
+
+
 def _function(spec: LoopSpec, comment: str, pre: list[str], lines: list[str]) -> str:
     params = [f"a{i}" for i in range(len(spec.operands))]
-    params += [f"r{r}" for r in range(len(spec.results))]
+    params += [f"r{r}" for r in _own_results(spec)]
     head = [DECORATOR, f"def {spec.name}({', '.join([*params, 'lo', 'hi', 'n'])}):"]
     head.append(f"    # {comment}")
     unique_pre = list(dict.fromkeys(pre))  # hoisted statements, each once, in order

@@ -223,11 +223,13 @@ def muladd(typingctx, a, b, c):
 F32 = np.float32
 F64 = np.float64
 
+_ZERO_F = F32(0.0)
 _ONE_F = F32(1.0)
 _TWO_F = F32(2.0)
 _HALF_F = F32(0.5)
 _INF_F = F32(np.inf)
 _NAN_F = F32(np.nan)
+_ZERO_D = F64(0.0)
 _ONE_D = F64(1.0)
 _TWO_D = F64(2.0)
 _HALF_D = F64(0.5)
@@ -319,11 +321,15 @@ _TANH64_Q2 = F64(4.84406305325125486048e3)
 def exp32(x):
     """e**x in float32 (max error 1 ulp); inf above 88.72, subnormals and 0 below -87.3."""
     x = F32(x)
-    # Clamping keeps k in range; +-inf saturate, NaN fails both tests and stays NaN.
+    # Clamping keeps k in range; +inf saturates, NaN fails both tests and stays NaN.
     if x > _EXP32_HI:
         x = _EXP32_HI
-    if x < _EXP32_LO:
-        x = _EXP32_LO
+    # Where the result is 0 (-inf too), it is computed from x = 0 and replaced: the
+    # scaling below would multiply into subnormals, which the CPU does at a fraction of
+    # its speed (a causal mask's -1e9 scores made a softmax's exp 9x slower).
+    zero = x < _EXP32_LO
+    if zero:
+        x = _ZERO_F
     t = x * _LOG2E_F + _SHIFT_F  # round(x / ln2) lands in the low mantissa bits of t
     kf = t - _SHIFT_F
     r = x - kf * _LN2_HI_F
@@ -338,7 +344,8 @@ def exp32(x):
     k = float32_as_int32(t) - _SHIFT_F_BITS
     k1 = float32_as_int32(kf * _HALF_F + _SHIFT_F) - _SHIFT_F_BITS
     k2 = k - k1
-    return p * int32_as_float32((k1 + 127) << 23) * int32_as_float32((k2 + 127) << 23)
+    result = p * int32_as_float32((k1 + 127) << 23) * int32_as_float32((k2 + 127) << 23)
+    return _ZERO_F if zero else result
 
 
 @vectorizable
@@ -347,8 +354,9 @@ def exp64(x):
     x = F64(x)
     if x > _EXP64_HI:
         x = _EXP64_HI
-    if x < _EXP64_LO:
-        x = _EXP64_LO
+    zero = x < _EXP64_LO  # (as in exp32: no subnormal products where the result is 0)
+    if zero:
+        x = _ZERO_D
     t = x * _LOG2E_D + _SHIFT_D
     kf = t - _SHIFT_D
     r = x - kf * _LN2_HI_D
@@ -360,7 +368,8 @@ def exp64(x):
     k = float64_as_int64(t) - _SHIFT_D_BITS
     k1 = float64_as_int64(kf * _HALF_D + _SHIFT_D) - _SHIFT_D_BITS
     k2 = k - k1
-    return p * int64_as_float64((k1 + 1023) << 52) * int64_as_float64((k2 + 1023) << 52)
+    result = p * int64_as_float64((k1 + 1023) << 52) * int64_as_float64((k2 + 1023) << 52)
+    return _ZERO_D if zero else result
 
 
 # ---------------------------------------------------------------------------------------

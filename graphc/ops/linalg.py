@@ -54,7 +54,13 @@ def _matmul_grad(api: Any, g: Any, y: Any, a: Any, b: Any) -> list[Any]:
     if b.ndim == 1:
         g2 = api.expand_dims(g2, -1)
     ga = api.matmul(g2, _swap_last(api, b2))
-    gb = api.matmul(_swap_last(api, a2), g2)
+    if b.ndim == 2 and a.ndim > 2 and all(isinstance(d, int) for d in (a.shape[-1], b.shape[1])):
+        # a weight shared by a batch: the sum over the batch of a^T @ g is one GEMM over
+        # the batch folded into the contracted axis, not a GEMM per batch entry summed
+        flat_a = api.reshape(a, (-1, a.shape[-1]))
+        gb = api.matmul(_swap_last(api, flat_a), api.reshape(g, (-1, b.shape[1])))
+    else:
+        gb = api.matmul(_swap_last(api, a2), g2)
     if a.ndim == 1:
         ga = api.squeeze(api.build1("sum_to", [ga, a2]), 0)
     if b.ndim == 1:

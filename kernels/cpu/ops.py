@@ -212,6 +212,17 @@ def emit_product(w: Writer, a: Value, b: Value, out: str, out_type: TensorType) 
         kernel = "lib.dot" if blas else "lib.matmul_loops"
         w.line(f"{kernel}({am}, {bm}, {target})")
         return
+    if blas and ta.ndim > 2 and tb.ndim == 2:
+        # (..., M, K) @ (K, N): the batch folds into the rows, one GEMM of
+        # (batch * M, K) @ (K, N) instead of a GEMM per batch entry
+        rows_all = w.size(TensorType(dtype, tuple(ta.shape[:-1])))
+        am = w.contiguous_arg(a)
+        if ta.dtype != dtype:
+            am = f"{am}.astype({_np(dtype)})"
+        am = f"{am}.reshape(({rows_all}, {w.dim(ta.shape[-1])}))"
+        target = f"{out}.reshape(({rows_all}, {w.dim(cols)}))"
+        w.line(f"lib.dot({am}, {_converted(w, b, dtype)}, {target})")
+        return
     both = ta.ndim >= 2 and tb.ndim >= 2
     batch = tuple(out_type.shape[:-2] if both else out_type.shape[:-1])
     a3 = _batched(w, a, batch, dtype, True)

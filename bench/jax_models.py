@@ -120,3 +120,49 @@ def first_step(workload: str) -> dict:
         "import": imported - start,
         "result": float(np.asarray(first).reshape(-1)[0]),
     }
+
+
+def steady_step(workload: str, runs: int) -> dict:
+    """The median time of one jitted step of W7 or W8 after the first (compiled) one,
+    with the step's outputs fed back as the next step's state, as a training loop does."""
+    import jax
+    import jax.numpy as jnp
+    import models
+
+    loss_fn = _lenet if workload == "W7" else _gpt
+    params = models.lenet_params() if workload == "W7" else models.gpt_params()
+    data = models.lenet_batch() if workload == "W7" else models.gpt_batch()
+    zeros = jax.tree.map(np.zeros_like, params)
+    if workload == "W7":
+
+        @jax.jit
+        def step(p, m, a, b):  # type: ignore[no-untyped-def]
+            loss, g = jax.value_and_grad(lambda q: loss_fn(jnp, jax, q, a, b))(p)
+            m = jax.tree.map(lambda mi, gi: 0.9 * mi + gi, m, g)
+            return loss, jax.tree.map(lambda pi, mi: pi - 0.05 * mi, p, m), m
+
+        state: tuple = (params, zeros)
+    else:
+
+        @jax.jit
+        def step(p, m, v, t, a, b):  # type: ignore[no-untyped-def]
+            loss, g = jax.value_and_grad(lambda q: loss_fn(jnp, jax, q, a, b))(p)
+            t = t + 1
+            m = jax.tree.map(lambda mi, gi: 0.9 * mi + 0.1 * gi, m, g)
+            v = jax.tree.map(lambda vi, gi: 0.999 * vi + 0.001 * gi * gi, v, g)
+            c1, c2 = 1 - 0.9**t, 1 - 0.999**t
+            p = jax.tree.map(
+                lambda pi, mi, vi: pi - 3e-4 * (mi / c1) / (jnp.sqrt(vi / c2) + 1e-8), p, m, v
+            )
+            return loss, p, m, v, t
+
+        state = (params, zeros, zeros, 0.0)
+    times = []
+    for i in range(runs + 2):
+        start = time.perf_counter()
+        loss, *state_list = step(*state, *data)
+        jax.block_until_ready(loss)
+        if i >= 2:  # (the first compiles, the second settles)
+            times.append(time.perf_counter() - start)
+        state = tuple(state_list)
+    return {"ms": float(np.median(times)) * 1e3, "loss": float(loss)}

@@ -1,0 +1,93 @@
+"""The steady training step of W7 (LeNet CNN) and W8 (GPT), graphc against jax.jit
+where a python with jax is given, each in its own fresh process, in one run.
+
+    python bench/steps.py [--only W7,W8] [--runs 20] [--threads 1]
+                          [--peer-python /path/to/python-with-jax]
+
+graphc's step is timed after its compile (its cache is the usual one: run
+compile_time.py for compile times); each figure is the median of `runs` steps, the
+state of each step fed to the next. `--threads N` sets every library's thread count
+(numba, BLAS, OpenMP, XLA) to N in both processes. Machines differ: compare the ratios
+of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def graphc_steady(workload: str, runs: int) -> dict:
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    import models
+
+    step = models.lenet_step() if workload == "W7" else models.gpt_step()
+    args = models.lenet_batch() if workload == "W7" else models.gpt_batch()
+    times = []
+    for i in range(runs + 2):
+        start = time.perf_counter()
+        loss = step(*args)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return {"ms": float(np.median(times)) * 1e3, "loss": float(loss)}
+
+
+def _child(python: str, system: str, workload: str, runs: int, threads: int | None) -> dict:
+    env = dict(os.environ)
+    if threads:
+        for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
+        env["MKL_NUM_THREADS"] = str(threads)
+        env["XLA_FLAGS"] = (
+            f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+            f"intra_op_parallelism_threads={threads}"
+        )
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import steps, jax_models; "
+        f"f = steps.graphc_steady if {system!r} == 'graphc' else jax_models.steady_step; "
+        f"print(json.dumps(f({workload!r}, {runs})))"
+    )
+    done = subprocess.run(
+        [python, "-c", code], env=env, capture_output=True, text=True, timeout=1200
+    )
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="W7,W8")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--peer-python", default=None)
+    options = parser.parse_args()
+    rows = []
+    for workload in options.only.split(","):
+        ours = _child(sys.executable, "graphc", workload, options.runs, options.threads)
+        jax = {}
+        if options.peer_python:
+            jax = _child(options.peer_python, "jax", workload, options.runs, options.threads)
+        rows.append((workload, ours, jax))
+    threads = options.threads or "default"
+    print(f"steady step, ms (median of {options.runs}; threads: {threads})")
+    print(f"{'workload':<9} {'graphc':>9} {'jax.jit':>9} {'graphc/jax':>11}  losses")
+    for workload, ours, jax in rows:
+        g, j = ours.get("ms"), jax.get("ms")
+        ratio = f"{g / j:.2f}" if g and j else "-"
+        cells = [f"{x:.2f}" if x else "-" for x in (g, j)]
+        losses = f"{ours.get('loss', ours.get('error'))} / {jax.get('loss', jax.get('error', '-'))}"
+        print(f"{workload:<9} {cells[0]:>9} {cells[1]:>9} {ratio:>11}  {losses}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,9 @@
-"""The steady training step of W7 (LeNet CNN) and W8 (GPT), graphc against jax.jit
-where a python with jax is given, each in its own fresh process, in one run.
+"""The steady training step of W7 (LeNet CNN) and W8 (GPT), graphc against PyTorch
+eager, torch.compile and jax.jit where a python with them is given, each in its own
+fresh process, in one run.
 
     python bench/steps.py [--only W7,W8] [--runs 20] [--threads 1]
-                          [--peer-python /path/to/python-with-jax]
+                          [--peer-python /path/to/python-with-torch-and-jax]
 
 graphc's step is timed after its compile (its cache is the usual one: run
 compile_time.py for compile times); each figure is the median of `runs` steps, the
@@ -51,10 +52,16 @@ def _child(python: str, system: str, workload: str, runs: int, threads: int | No
             f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
             f"intra_op_parallelism_threads={threads}"
         )
+    call = {
+        "graphc": f"steps.graphc_steady({workload!r}, {runs})",
+        "jax.jit": f"jax_models.steady_step({workload!r}, {runs})",
+        "torch": f"torch_models.steady_step({workload!r}, {runs})",
+        "torch.compile": f"torch_models.steady_step({workload!r}, {runs}, compiled=True)",
+    }[system]
+    module = {"graphc": "steps", "jax.jit": "jax_models"}.get(system, "torch_models")
     code = (
-        f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import steps, jax_models; "
-        f"f = steps.graphc_steady if {system!r} == 'graphc' else jax_models.steady_step; "
-        f"print(json.dumps(f({workload!r}, {runs})))"
+        f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import {module}; "
+        f"print(json.dumps({call}))"
     )
     done = subprocess.run(
         [python, "-c", code], env=env, capture_output=True, text=True, timeout=1200
@@ -71,22 +78,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--peer-python", default=None)
     options = parser.parse_args()
+    peers = ("torch", "torch.compile", "jax.jit") if options.peer_python else ()
     rows = []
     for workload in options.only.split(","):
-        ours = _child(sys.executable, "graphc", workload, options.runs, options.threads)
-        jax = {}
-        if options.peer_python:
-            jax = _child(options.peer_python, "jax", workload, options.runs, options.threads)
-        rows.append((workload, ours, jax))
+        found = {
+            "graphc": _child(sys.executable, "graphc", workload, options.runs, options.threads)
+        }
+        for peer in peers:
+            found[peer] = _child(options.peer_python, peer, workload, options.runs, options.threads)
+        rows.append((workload, found))
     threads = options.threads or "default"
     print(f"steady step, ms (median of {options.runs}; threads: {threads})")
-    print(f"{'workload':<9} {'graphc':>9} {'jax.jit':>9} {'graphc/jax':>11}  losses")
-    for workload, ours, jax in rows:
-        g, j = ours.get("ms"), jax.get("ms")
-        ratio = f"{g / j:.2f}" if g and j else "-"
-        cells = [f"{x:.2f}" if x else "-" for x in (g, j)]
-        losses = f"{ours.get('loss', ours.get('error'))} / {jax.get('loss', jax.get('error', '-'))}"
-        print(f"{workload:<9} {cells[0]:>9} {cells[1]:>9} {ratio:>11}  {losses}")
+    systems = ("graphc", *peers)
+    print(f"{'workload':<9}" + "".join(f"{s:>14}" for s in systems) + "  graphc/fastest  losses")
+    for workload, found in rows:
+        times = {s: found[s].get("ms") for s in systems}
+        fastest = min((t for s, t in times.items() if s != "graphc" and t), default=None)
+        ratio = f"{times['graphc'] / fastest:.2f}" if times["graphc"] and fastest else "-"
+        cells = "".join(f"{t:>14.2f}" if t else f"{'-':>14}" for t in times.values())
+        losses = " / ".join(str(found[s].get("loss", found[s].get("error"))) for s in systems)
+        print(f"{workload:<9}{cells}  {ratio:>14}  {losses}")
 
 
 if __name__ == "__main__":

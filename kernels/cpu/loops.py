@@ -93,9 +93,13 @@ def _index(spec: LoopSpec, operand: int, pre: list[str], flat: bool) -> str:
         elif d == spec.shape[k]:
             parts.append(f"i{k}")
         else:
+            # broadcast or not, as the run-time size says: the stride 0 or 1 and the
+            # index are unsigned, so that numba adds no negative-index wraparound and
+            # LLVM vectorizes the loop behind a run-time test of the stride (a signed
+            # index kept the W1 loop scalar, 4x slower)
             step = f"s{operand}_{j}"
-            pre.append(f"{step} = 1 if a{operand}.shape[{j}] != 1 else 0")
-            parts.append(f"i{k} * {step}")
+            pre.append(f"{step} = np.uint64(1 if a{operand}.shape[{j}] != 1 else 0)")
+            parts.append(f"np.uint64(i{k}) * {step}")
     return "[" + ", ".join(parts) + "]"
 
 

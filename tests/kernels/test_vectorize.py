@@ -1,0 +1,47 @@
+"""Fused loops vectorize: the W1 body, whose two operands may broadcast against each
+other at run time (sizes known only then), compiles to packed float vectors, and gives
+the reference's results whichever operand broadcasts."""
+
+from __future__ import annotations
+
+import re
+
+import numba
+import numpy as np
+import pytest
+from llvmlite import binding as llvm
+
+import graphc as gc
+from graphc.runtime import compile as rc
+
+
+def _w1() -> tuple[list, gc.Tensor]:
+    x = gc.placeholder((None,), "float32", name="x")
+    y = gc.placeholder((None,), "float32", name="y")
+    return [x, y], gc.tanh(0.5 * x + y) * gc.sigmoid(y) - gc.exp(-x * x) + 0.1 * y
+
+
+def test_a_run_time_broadcast_loop_is_vectorized(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not llvm.get_host_cpu_features().get("avx2", False):
+        pytest.skip("the host CPU has no AVX2: the 8-lane float vectors are not expected")
+    monkeypatch.setenv("GRAPHC_PARALLEL", "0")  # (one serial loop to read)
+    inputs, out = _w1()
+    f = gc.function(inputs, out, device="cpu")
+    (kernel,) = f._executable.generated.kernels
+    assert re.search(r"np\.uint64\(i0\) \* s\d+_0", kernel.source)  # a run-time stride
+    fresh = numba.njit(nogil=True, error_model="numpy")(rc.kernel_dispatcher(kernel).py_func)
+    signature = rc.signature(kernel)
+    fresh.compile(signature)
+    llvm_ir = fresh.inspect_llvm(signature)
+    assert re.search(r"fmul (?:fast )?<(?:8|16) x float>", llvm_ir), "no packed float multiply"
+
+
+@pytest.mark.parametrize(("n_x", "n_y"), [(37, 37), (1, 37), (37, 1), (1, 1), (0, 0), (0, 1)])
+def test_run_time_broadcasts_give_the_reference_results(n_x: int, n_y: int) -> None:
+    inputs, out = _w1()
+    f = gc.function(inputs, out, device="cpu")
+    reference = gc.function(inputs, out, device="reference")
+    rng = np.random.default_rng(n_x * 100 + n_y)
+    a = rng.standard_normal(n_x).astype(np.float32)
+    b = rng.standard_normal(n_y).astype(np.float32)
+    np.testing.assert_allclose(f(a, b), reference(a, b), rtol=1e-5, atol=1e-6)

@@ -24,6 +24,8 @@ def _w1() -> tuple[list, gc.Tensor]:
 def test_a_run_time_broadcast_loop_is_vectorized(monkeypatch: pytest.MonkeyPatch) -> None:
     if not llvm.get_host_cpu_features().get("avx2", False):
         pytest.skip("the host CPU has no AVX2: the 8-lane float vectors are not expected")
+    if numba.config.BOUNDSCHECK:
+        pytest.skip("NUMBA_BOUNDSCHECK=1: a bounds check on each read keeps the loop scalar")
     monkeypatch.setenv("GRAPHC_PARALLEL", "0")  # (one serial loop to read)
     inputs, out = _w1()
     f = gc.function(inputs, out, device="cpu")

@@ -160,7 +160,8 @@ class Function:
         self._defined_states = states
         self._executable = _build_executable(graph, inputs, states, device, compile_mode)
         self._collect = self._executable.feeds.collect  # (keyword arguments -> feeds)
-        self._fast = self._executable.fast_path(self._restructure)
+        self._arity = len(inputs)
+        self._fast = self._executable.fast_path(self._restructure, single=structure[0] == "single")
 
     def __repr__(self) -> str:
         signature = ", ".join(str(s) for s in self.inputs)
@@ -264,7 +265,7 @@ class Function:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the graph: inputs positionally in `inputs` order or by name."""
-        if kwargs or len(args) != len(self.inputs):
+        if kwargs or len(args) != self._arity:
             args = tuple(self._collect(args, kwargs))
         return self._fast(args)
 

@@ -123,8 +123,11 @@ class BaseExecutable:
         """One call (the caller holds the update locks it needs)."""
         raise NotImplementedError
 
-    def fast_path(self, finish: Callable[[list[Any]], Any]) -> Callable[..., Any]:
-        """A function of the feed tuple returning `finish(outputs)`."""
+    def fast_path(
+        self, finish: Callable[[list[Any]], Any], single: bool = False
+    ) -> Callable[..., Any]:
+        """A function of the feed tuple returning `finish(outputs)` (`single`: finish
+        returns the one output as it is, which a backend may skip)."""
         return lambda feeds: finish(self(feeds))
 
     @property

@@ -101,9 +101,12 @@ class Executable(BaseExecutable):
             return (dims, self._arena(need)) if takes_dims else (self._arena(need),)
         return (dims,) if takes_dims else ()
 
-    def fast_path(self, finish: Callable[[list[np.ndarray]], Any]) -> Callable[..., Any]:
+    def fast_path(
+        self, finish: Callable[[list[np.ndarray]], Any], single: bool = False
+    ) -> Callable[..., Any]:
         """A function of the feed tuple returning `finish(outputs)`: for the simplest
-        graphs (no run-time sizes, no arena, no state) just the dispatch of the entry."""
+        graphs (no run-time sizes, no arena, no state) just the dispatch of the entry
+        (and with `single`, whose finish returns the one output, nothing else)."""
         simple = (
             self._static
             and self._takes == (False, False)
@@ -113,6 +116,17 @@ class Executable(BaseExecutable):
         if not simple:
             return lambda feeds: finish(self(feeds))
         entry, constants = self._entry, self._constants
+        if single and not constants:
+
+            def run_single(feeds: tuple[Any, ...]) -> Any:
+                if self._compiled:
+                    try:
+                        return entry(*feeds)
+                    except (TypeError, ValueError, IndexError):
+                        pass  # the general path tells these apart (and converts feeds)
+                return self(feeds)[0]
+
+            return run_single
 
         def run(feeds: tuple[Any, ...]) -> Any:
             if self._compiled:

@@ -117,6 +117,14 @@ def test_static_shapes_are_checked_inside_the_entry() -> None:
     np.testing.assert_array_equal(f(np.arange(4, dtype=np.float32)), np.arange(1, 5))
     with pytest.raises(gc.InputError, match="x"):
         f(np.arange(5, dtype=np.float32))
+    # (the one-output dispatch of such a graph sends what it cannot take to the general
+    # path: another dtype, a list, a strided view)
+    for feed in (np.arange(4.0), [0, 1, 2, 3], np.arange(8, dtype=np.float32)[::2] / 2):
+        got = f(feed)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, np.arange(1, 5))
+    with pytest.raises(gc.InputError, match="cast"):
+        f(np.arange(4, dtype=np.complex64))
     # the entry says so with its own exception type, which the runtime answers with the
     # full check of the feeds (and its message), on the general path too
     run = f._executable

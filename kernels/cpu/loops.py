@@ -76,10 +76,22 @@ class LoopSpec:
         return whole and (reduction is None or len(reduction[1]) == len(self.shape))
 
 
+# The first axis runs over [lo, hi), which LLVM cannot tell is not negative: a signed
+# index there keeps numba's negative-index wraparound in the loop, and a flat or 1-D
+# loop (whose innermost loop that is) then stays scalar; unsigned, it vectorizes (a
+# flat `where` over 600k elements: 2.6 -> 0.12 ms).
+FIRST = "np.uint64(i0)"
+
+
+def _axis(k: int) -> str:
+    """The index of iteration axis `k`."""
+    return FIRST if k == 0 else f"i{k}"
+
+
 def _index(spec: LoopSpec, operand: int, pre: list[str], flat: bool) -> str:
     t = spec.operands[operand]
     if flat:
-        return "[i0]"
+        return f"[{FIRST}]"
     if t.ndim == 0:
         return "[()]"
     rank = len(spec.shape)
@@ -91,7 +103,7 @@ def _index(spec: LoopSpec, operand: int, pre: list[str], flat: bool) -> str:
         elif d == 1:
             parts.append("0")
         elif d == spec.shape[k]:
-            parts.append(f"i{k}")
+            parts.append(_axis(k))
         else:
             # broadcast or not, as the run-time size says: the stride 0 or 1 and the
             # index are unsigned, so that numba adds no negative-index wraparound and
@@ -158,9 +170,9 @@ def elementwise_source(spec: LoopSpec, comment: str) -> str:
         if rank == 0:
             index = "[()]"
         elif flat:
-            index = "[i0]"
+            index = f"[{FIRST}]"
         else:
-            index = "[" + ", ".join(f"i{k}" for k in range(rank)) + "]"
+            index = "[" + ", ".join(_axis(k) for k in range(rank)) + "]"
         stores.append(f"{spec.target(r)}{index} = x{value}")
     lines = []
     if flat:
@@ -258,7 +270,7 @@ def reduction_source(spec: LoopSpec, comment: str) -> str:
     while suffix > 0 and suffix - 1 in axes:
         suffix -= 1
     kept = [k for k in range(rank) if k not in axes]
-    target = "r0[" + (", ".join(f"i{k}" for k in kept) if kept else "()") + "]"
+    target = "r0[" + (", ".join(_axis(k) for k in kept) if kept else "()") + "]"
     prefix_reduces = any(k < suffix for k in axes)
     lines = []
     if prefix_reduces:

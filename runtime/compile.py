@@ -176,15 +176,7 @@ def compile_kernels(
         else:
             missing.append(unit)
     missing.sort(key=lambda u: u.cost, reverse=True)
-    work = [(unit.dispatcher, unit.argtypes) for unit in missing]
-    sharing = processes > 1 and len(missing) >= MIN_SHARED
-    claims = _Claims(shared=sharing)
-    children = []
-    for _ in range(min(processes, len(missing)) - 1 if sharing else 0):
-        child = fork_compile(work, claims)
-        if child is None:
-            break
-        children.append(child)
+    claims, children = _share([(u.dispatcher, u.argtypes) for u in missing], processes)
     began = time.perf_counter()
     done_here: set[int] = set()
     # this process takes units too (all of them when it has no children)
@@ -215,6 +207,24 @@ def compile_kernels(
             origin = "compiled"
         report.append(Compiled(unit.name, unit.what, origin, time.perf_counter() - start))
     return report
+
+
+def _share(work: list[tuple[Any, tuple]], processes: int) -> tuple[_Claims, list[Any]]:
+    """The claims on `work` and the children started to take from them (none for too
+    little work, or where no child can be forked)."""
+    if processes < 2 or len(work) < MIN_SHARED:
+        return _Claims(shared=False), []
+    try:
+        claims = _Claims(shared=True)
+    except OSError:  # (no shared memory for the counter's lock here: compile alone)
+        return _Claims(shared=False), []
+    children = []
+    for _ in range(min(processes, len(work)) - 1):
+        child = fork_compile(work, claims)
+        if child is None:
+            break
+        children.append(child)
+    return claims, children
 
 
 def fork_compile(work: Sequence[tuple[Any, tuple]], claims: _Claims | None = None) -> Any:

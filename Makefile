@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # __init__.py is taken for a namespace package), so reinstall when a package marker appears.
 PACKAGE_MARKERS := $(wildcard graphc/__init__.py passes/__init__.py kernels/__init__.py runtime/__init__.py)
 
-.PHONY: install test test-all test-bounds test-gpu demo lint format bench bench-compile bench-gpu clean
+.PHONY: install test test-all test-bounds test-gpu demo lint format bench bench-compile bench-steps bench-gpu clean
 
 install: $(STAMP)
 
@@ -74,6 +74,11 @@ bench: install
 # cold and warm first calls (chain, W5, W7, W8) against jax.jit where jax is importable
 bench-compile: install
 	$(BIN)/python bench/compile_time.py $(BENCH_ARGS)
+
+# the steady W7 and W8 training steps against PyTorch eager, torch.compile and jax.jit
+# (BENCH_ARGS="--peer-python PATH" names a python that has them).
+bench-steps: install
+	$(BIN)/python bench/steps.py $(BENCH_ARGS)
 
 # the workloads on an NVIDIA GPU against PyTorch CUDA (needs graphc[cuda] and torch)
 bench-gpu: install

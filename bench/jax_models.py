@@ -8,6 +8,7 @@ compile, plus one run. Imported only in a process whose python has jax.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -78,36 +79,8 @@ def first_step(workload: str) -> dict:
 
         args: tuple = (models.chain_batch(),)
     elif workload in ("W7", "W8"):
-        loss_fn = _lenet if workload == "W7" else _gpt
-        params = models.lenet_params() if workload == "W7" else models.gpt_params()
-        data = models.lenet_batch() if workload == "W7" else models.gpt_batch()
-        state = {"params": params}
-        if workload == "W7":
-
-            @jax.jit
-            def step(p, m, a, b):  # type: ignore[no-untyped-def]
-                loss, g = jax.value_and_grad(lambda q: loss_fn(jnp, jax, q, a, b))(p)
-                m = jax.tree.map(lambda mi, gi: 0.9 * mi + gi, m, g)
-                return loss, jax.tree.map(lambda pi, mi: pi - 0.05 * mi, p, m), m
-
-            momentum = jax.tree.map(np.zeros_like, params)
-            args = (state["params"], momentum, *data)
-        else:
-
-            @jax.jit
-            def step(p, m, v, t, a, b):  # type: ignore[no-untyped-def]
-                loss, g = jax.value_and_grad(lambda q: loss_fn(jnp, jax, q, a, b))(p)
-                t = t + 1
-                m = jax.tree.map(lambda mi, gi: 0.9 * mi + 0.1 * gi, m, g)
-                v = jax.tree.map(lambda vi, gi: 0.999 * vi + 0.001 * gi * gi, v, g)
-                c1, c2 = 1 - 0.9**t, 1 - 0.999**t
-                p = jax.tree.map(
-                    lambda pi, mi, vi: pi - 3e-4 * (mi / c1) / (jnp.sqrt(vi / c2) + 1e-8), p, m, v
-                )
-                return loss, p, m, v, t
-
-            zeros = jax.tree.map(np.zeros_like, params)
-            args = (params, zeros, zeros, 0.0, *data)
+        step, state, data = _training_step(workload)
+        args = (*state, *data)
     else:
         raise ValueError(f"no jax version of {workload}")
     defined = time.perf_counter()
@@ -122,9 +95,9 @@ def first_step(workload: str) -> dict:
     }
 
 
-def steady_step(workload: str, runs: int) -> dict:
-    """The median time of one jitted step of W7 or W8 after the first (compiled) one,
-    with the step's outputs fed back as the next step's state, as a training loop does."""
+def _training_step(workload: str) -> tuple[Any, tuple, tuple]:
+    """W7's or W8's jitted training step, its initial state and its data: the step takes
+    (*state, *data) and returns (loss, *new state)."""
     import jax
     import jax.numpy as jnp
     import models
@@ -141,28 +114,37 @@ def steady_step(workload: str, runs: int) -> dict:
             m = jax.tree.map(lambda mi, gi: 0.9 * mi + gi, m, g)
             return loss, jax.tree.map(lambda pi, mi: pi - 0.05 * mi, p, m), m
 
-        state: tuple = (params, zeros)
-    else:
+        return step, (params, zeros), data
 
-        @jax.jit
-        def step(p, m, v, t, a, b):  # type: ignore[no-untyped-def]
-            loss, g = jax.value_and_grad(lambda q: loss_fn(jnp, jax, q, a, b))(p)
-            t = t + 1
-            m = jax.tree.map(lambda mi, gi: 0.9 * mi + 0.1 * gi, m, g)
-            v = jax.tree.map(lambda vi, gi: 0.999 * vi + 0.001 * gi * gi, v, g)
-            c1, c2 = 1 - 0.9**t, 1 - 0.999**t
-            p = jax.tree.map(
-                lambda pi, mi, vi: pi - 3e-4 * (mi / c1) / (jnp.sqrt(vi / c2) + 1e-8), p, m, v
-            )
-            return loss, p, m, v, t
+    @jax.jit
+    def adam_step(p, m, v, t, a, b):  # type: ignore[no-untyped-def]
+        loss, g = jax.value_and_grad(lambda q: loss_fn(jnp, jax, q, a, b))(p)
+        t = t + 1
+        m = jax.tree.map(lambda mi, gi: 0.9 * mi + 0.1 * gi, m, g)
+        v = jax.tree.map(lambda vi, gi: 0.999 * vi + 0.001 * gi * gi, v, g)
+        c1, c2 = 1 - 0.9**t, 1 - 0.999**t
+        p = jax.tree.map(
+            lambda pi, mi, vi: pi - 3e-4 * (mi / c1) / (jnp.sqrt(vi / c2) + 1e-8), p, m, v
+        )
+        return loss, p, m, v, t
 
-        state = (params, zeros, zeros, 0.0)
-    times = []
-    for i in range(runs + 2):
-        start = time.perf_counter()
-        loss, *state_list = step(*state, *data)
+    return adam_step, (params, zeros, zeros, 0.0), data
+
+
+def steady_step(workload: str, runs: int) -> dict:
+    """The median time of one jitted step of W7 or W8 after the first (compiled) one,
+    with the step's outputs fed back as the next step's state, as a training loop does."""
+    import jax
+    import steps
+
+    step, state, data = _training_step(workload)
+
+    def once() -> Any:
+        nonlocal state
+        loss, *new_state = step(*state, *data)
         jax.block_until_ready(loss)
-        if i >= 2:  # (the first compiles, the second settles)
-            times.append(time.perf_counter() - start)
-        state = tuple(state_list)
-    return {"ms": float(np.median(times)) * 1e3, "loss": float(loss)}
+        state = tuple(new_state)
+        return loss
+
+    ms, loss = steps.median_ms(once, runs)
+    return {"ms": ms, "loss": float(loss)}

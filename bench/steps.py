@@ -17,29 +17,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
 
-def graphc_steady(workload: str, runs: int) -> dict:
-    import numpy as np
+def median_ms(step_once: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    """The median milliseconds of `runs` calls of `step_once` after two untimed ones
+    (the first compiles, the second settles), and the last call's result."""
+    times = []
+    result = None
+    for i in range(runs + 2):
+        start = time.perf_counter()
+        result = step_once()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3, result
 
+
+def graphc_steady(workload: str, runs: int) -> dict:
     sys.path.insert(0, str(HERE))
     import models
 
     step = models.lenet_step() if workload == "W7" else models.gpt_step()
     args = models.lenet_batch() if workload == "W7" else models.gpt_batch()
-    times = []
-    for i in range(runs + 2):
-        start = time.perf_counter()
-        loss = step(*args)
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return {"ms": float(np.median(times)) * 1e3, "loss": float(loss)}
+    ms, loss = median_ms(lambda: step(*args), runs)
+    return {"ms": ms, "loss": float(loss)}
 
 
 def _child(python: str, system: str, workload: str, runs: int, threads: int | None) -> dict:

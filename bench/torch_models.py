@@ -10,7 +10,7 @@ wrapped in torch.compile trains. Imported only in a process whose python has tor
 from __future__ import annotations
 
 import os
-import time
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +49,7 @@ def _lenet(torch, p, images, labels):  # type: ignore[no-untyped-def]
 
 def steady_step(workload: str, runs: int, compiled: bool = False) -> dict:
     import models
+    import steps
     import torch
 
     threads = os.environ.get("OMP_NUM_THREADS")
@@ -69,13 +70,13 @@ def steady_step(workload: str, runs: int, compiled: bool = False) -> dict:
         optimizer = torch.optim.SGD(params.values(), lr=0.05, momentum=0.9)
     else:
         optimizer = torch.optim.Adam(params.values(), lr=3e-4, betas=(0.9, 0.999), eps=1e-8)
-    times = []
-    for i in range(runs + 2):
-        start = time.perf_counter()
+
+    def once() -> Any:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(*inputs)
         loss.backward()
         optimizer.step()
-        if i >= 2:  # (the first compiles, the second settles)
-            times.append(time.perf_counter() - start)
-    return {"ms": float(np.median(times)) * 1e3, "loss": float(loss)}
+        return loss
+
+    ms, loss = steps.median_ms(once, runs)
+    return {"ms": ms, "loss": float(loss)}

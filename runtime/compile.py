@@ -8,9 +8,8 @@ process does not have yet, most costly first, in this process and in forked chil
 taken from a shared counter as soon as it is free, so that no process waits on a
 share it misjudged. A child compiles into numba's on-disk cache and exits, and this
 process loads that code from the cache. The entry then calls compiled kernels by
-address (kernels/cpu/lib.invoke). With compile="background", the library helpers a dry
-run of the Python entry finds (runtime/interpreted.helper_calls) are compiled with the
-kernels.
+address (kernels/cpu/lib.invoke). The library helpers a dry run of the Python entry
+finds (runtime/interpreted.helper_calls) are compiled with the kernels.
 
 Nothing depends on the children: a kernel a child did not deliver (it failed, was
 killed, or took too long) is compiled here, and every result comes from this process's

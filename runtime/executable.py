@@ -222,15 +222,15 @@ class Executable(BaseExecutable):
     # ---- compiling (under _COMPILE_LOCK)
 
     def _kernels_ready(self, rest: tuple[Any, ...] | None = None, dims: Any = None) -> None:
-        """Compile the kernels and, in background mode, the library helpers the Python
-        entry will call with these arguments (the feeds, states and constants, and its
-        dims), in parallel."""
+        """Compile the kernels and the library helpers the entry will call with these
+        arguments (the feeds, states and constants, and its dims), in parallel. The
+        helpers' types come from a dry run of the Python entry; the compiled entry
+        passes the same ones (numbers as np.intp, never literals), so it compiles none
+        of them again (tests/runtime/test_parallel_compile.py)."""
         if self._kernels_done:
             return
         helpers: list = []
-        # (only for the Python entry: the compiled entry may type a helper's arguments
-        # otherwise, and would compile it again)
-        if rest is not None and self._mode == "background":
+        if rest is not None:
             copies = [np.array(a, copy=True) for a in rest]  # (feeds and states)
             need = int(self._arena_bytes(dims))
             dry = (*self._leading(dims, need), *copies, *self._constants)

@@ -368,7 +368,7 @@ def _max_pool2d(x, out, kh, kw, sh, sw, ph, pw):
     """max_pool2d on a C-contiguous x."""
     n_batch, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
-    ranges = _column_ranges(kw, 1, -pw, sw, width, out_w)
+    ranges = _column_ranges(kw, np.intp(1), -pw, sw, width, out_w)
     for n in range(n_batch):
         for c in range(channels):
             for oh in range(out_h):
@@ -414,7 +414,7 @@ def _avg_pool2d(x, out, kh, kw, sh, sw, ph, pw, count_include_pad):
     n_batch, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     divisors = _pool_divisors(out, kh, kw, sh, sw, ph, pw, height, width, count_include_pad)
-    ranges = _column_ranges(kw, 1, -pw, sw, width, out_w)
+    ranges = _column_ranges(kw, np.intp(1), -pw, sw, width, out_w)
     for n in range(n_batch):
         for c in range(channels):
             for oh in range(out_h):
@@ -456,7 +456,7 @@ def _avg_pool2d_grad(g, out, kh, kw, sh, sw, ph, pw, count_include_pad):
     n_batch, channels, height, width = out.shape
     out_h, out_w = g.shape[2], g.shape[3]
     divisors = _pool_divisors(g, kh, kw, sh, sw, ph, pw, height, width, count_include_pad)
-    ranges = _column_ranges(kw, 1, -pw, sw, width, out_w)
+    ranges = _column_ranges(kw, np.intp(1), -pw, sw, width, out_w)
     share = np.empty((out_h, out_w), out.dtype)
     _fill_zero(out)
     for n in range(n_batch):
@@ -552,7 +552,7 @@ def _max_pool2d_grad(x, g, out, kh, kw, sh, sw, ph, pw):
     """max_pool2d_grad on C-contiguous x and g."""
     n_batch, channels, _, width = x.shape
     out_h, out_w = g.shape[2], g.shape[3]
-    ranges = _column_ranges(kw, 1, -pw, sw, width, out_w)
+    ranges = _column_ranges(kw, np.intp(1), -pw, sw, width, out_w)
     best = np.empty(out_w, x.dtype)
     picked = np.empty((out_h, out_w), x.dtype)
     marks = np.empty(kh * kw + 1, x.dtype)
@@ -579,8 +579,11 @@ library("nnk", "graphc.kernels.cpu.nn")
 
 
 def _ints(*values: int) -> str:
-    """Attribute numbers as the kernels' trailing int arguments: ``1, 1, 0, 0``."""
-    return ", ".join(str(int(v)) for v in values)
+    """Attribute numbers as the kernels' trailing int arguments: ``np.intp(1), ...``. Not
+    bare numbers: the compiled entry would type them as literals and compile the kernel
+    once more for each combination of values, and for other types than the Python
+    entry's (which compile="eager" compiles beforehand, in parallel)."""
+    return ", ".join(f"np.intp({int(v)})" for v in values)
 
 
 def _conv_args(attrs: Mapping[str, Any]) -> str:

@@ -376,7 +376,7 @@ def _emit_and_eval(op: str, arrays: list[np.ndarray], attrs: dict[str, Any]) -> 
     assert statement.startswith(f"nnk.{op}(")
     expected = _reference(op, *arrays, **attrs)
     out = np.full(expected.shape, np.nan, expected.dtype)
-    namespace: dict[str, Any] = {"nnk": nnk, "out": out}
+    namespace: dict[str, Any] = {"nnk": nnk, "np": np, "out": out}
     namespace.update({f"v{v.node}": a for v, a in zip(inputs, arrays, strict=True)})
     eval(statement, namespace)  # the emitted source is a call expression
     np.testing.assert_allclose(out, expected, **_close(expected.dtype.type))
@@ -430,9 +430,14 @@ def test_emitter_line_runs_the_kernel(op: str, rng: np.random.Generator) -> None
     _emit_and_eval(op, arrays, attrs)
 
 
+def _intp(*numbers: int) -> str:
+    return ", ".join(f"np.intp({n})" for n in numbers)
+
+
 def test_emitted_numbers() -> None:
-    """The attribute numbers in the kernels' order, and no operand that only carries a
-    shape."""
+    """The attribute numbers in the kernels' order, as np.intp (a bare number would be a
+    literal to numba, and the kernel would compile once more for each value), and no
+    operand that only carries a shape."""
     builder = GraphBuilder()
     x = builder.add1("placeholder", (), {"name": "x", "dtype": "float32", "shape": (1, 4, 9, 9)})
     w = builder.add1("placeholder", (), {"name": "w", "dtype": "float32", "shape": (6, 2, 3, 2)})
@@ -444,11 +449,12 @@ def test_emitted_numbers() -> None:
     avg_grad = builder.add1(
         "avg_pool2d_grad", (pooled, x), {**pool_attrs, "count_include_pad": True}
     )
+    conv = _intp(2, 3, 4, 1, 1, 2, 2)
     expected = {
-        y: f"nnk.conv2d(v{x.node}, v{w.node}, out, 2, 3, 4, 1, 1, 2, 2)",
-        grad_input: f"nnk.conv2d_grad_input(v{y.node}, v{w.node}, out, 2, 3, 4, 1, 1, 2, 2)",
-        pooled: f"nnk.avg_pool2d(v{x.node}, out, 3, 2, 2, 1, 1, 0, 0)",
-        avg_grad: f"nnk.avg_pool2d_grad(v{pooled.node}, out, 3, 2, 2, 1, 1, 0, 1)",
+        y: f"nnk.conv2d(v{x.node}, v{w.node}, out, {conv})",
+        grad_input: f"nnk.conv2d_grad_input(v{y.node}, v{w.node}, out, {conv})",
+        pooled: f"nnk.avg_pool2d(v{x.node}, out, {_intp(3, 2, 2, 1, 1, 0, 0)})",
+        avg_grad: f"nnk.avg_pool2d_grad(v{pooled.node}, out, {_intp(3, 2, 2, 1, 1, 0, 1)})",
     }
     for value, line in expected.items():
         node = builder.node(value)

@@ -133,7 +133,9 @@ def test_each_kernel_is_compiled_once_for_the_types_its_call_passes(tmp_path) ->
     assert result["close"]
     assert result["counts"]
     assert all(n == 1 for n in result["counts"].values()), result
-    assert result["reported"] == result["kernels"]
+    # every kernel is reported; so are the library helpers, compiled beside the kernels
+    helpers = [name for name in result["reported"] if name.startswith("graphc.kernels.")]
+    assert sorted(set(result["reported"]) - set(helpers)) == result["kernels"]
     # a second process finds every kernel in the disk cache, and loads it itself
     done = subprocess.run(
         [sys.executable, "-c", OVERLOADS], env=env, capture_output=True, text=True, check=True

@@ -119,3 +119,57 @@ def test_units_a_dead_child_took_are_compiled_here(tmp_path) -> None:
     assert result["close"]
     assert result["reported"] == result["kernels"]
     assert set(result["origins"]) == {"compiled"}, result
+
+
+HELPERS = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import graphc as gc
+    from graphc.kernels.cpu import arrays, lib, nn
+
+    x = gc.placeholder((None, 2, 8, 8), "float32", name="x")
+    w = gc.Variable(np.random.default_rng(1).standard_normal((3, 2, 3, 3)).astype(np.float32))
+    h = gc.max_pool2d(gc.relu(gc.conv2d(x, w, padding=1)), 2)
+    flat = gc.reshape(h, (-1, 48))
+    both = gc.concatenate([flat, flat * 2.0], axis=1)
+    loss = gc.sum(both * both)
+    (gw,) = gc.grad(loss, [w])
+    f = gc.function([x], [loss, gw], device="cpu", compile="eager")
+    a = np.random.default_rng(0).standard_normal((4, 2, 8, 8)).astype(np.float32)
+    got = f(a)
+    want = gc.function([x], [loss, gw], device="reference")(a)
+    overloads = {}
+    for module in (arrays, lib, nn):
+        for name, value in vars(module).items():
+            if hasattr(value, "overloads") and value.overloads:
+                overloads[module.__name__ + "." + name] = [str(s) for s in value.overloads]
+    print(json.dumps({
+        "close": all(np.allclose(g, r, rtol=1e-4, atol=1e-4) for g, r in zip(got, want)),
+        "overloads": overloads,
+        "helpers": sorted(c.name for c in f.report().kernels if c.what == "library helper"),
+    }))
+    """
+)
+
+
+def test_library_helpers_compile_once_beside_the_kernels(tmp_path) -> None:
+    """compile="eager" compiles the library helpers the entry calls (conv, pooling,
+    concatenation...) with the kernels, for the very types the compiled entry passes:
+    none is compiled a second time for other types, or for literal values (a bare
+    number in the entry would be typed as a literal, one compile per value)."""
+    env = {**os.environ, "GRAPHC_CACHE_DIR": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", HELPERS], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["close"]
+    assert {"graphc.kernels.cpu.nn.conv2d", "graphc.kernels.cpu.nn.max_pool2d"} <= set(
+        result["helpers"]
+    ), result["helpers"]
+    literal = {k: v for k, v in result["overloads"].items() if any("Literal" in s for s in v)}
+    assert not literal, literal
+    public = ("conv2d", "conv2d_grad_weight", "max_pool2d", "max_pool2d_grad", "place")
+    twice = {
+        k: v for k, v in result["overloads"].items() if k.rsplit(".", 1)[1] in public and len(v) > 1
+    }
+    assert not twice, twice

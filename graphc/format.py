@@ -662,7 +662,7 @@ def load(
     path: str | os.PathLike[str],
     *,
     device: str | None = None,
-    compile: str = "eager",
+    compile: str = "auto",
 ) -> Any:
     """The Function saved at `path`, compiled for `device` (`compile` as in
     graphc.function); needs none of the code that defined it. Variables start from

@@ -34,7 +34,7 @@ from graphc.tensor import DEFAULT_BUILDER, Tensor, Variable, as_tensor
 from graphc.types import format_shape
 
 DEVICES = ("cpu", "cuda", "reference")
-COMPILE_MODES = ("eager", "background")
+COMPILE_MODES = ("auto", "eager", "background")
 
 
 def _flatten_outputs(outputs: Any) -> tuple[list[Tensor], list[str], Any]:
@@ -144,7 +144,7 @@ class Function:
         device: str,
         pipeline: tuple[str, ...],
         pass_report: Any,
-        compile_mode: str = "eager",
+        compile_mode: str = "auto",
     ) -> None:
         self.graph = graph
         self.compile_mode = compile_mode
@@ -407,7 +407,7 @@ def function(
     *,
     device: str | None = None,
     optimize: Any = True,
-    compile: str = "eager",
+    compile: str = "auto",
 ) -> Function:
     """Compile symbolic `outputs` of placeholder `inputs` into a callable Function.
 
@@ -426,13 +426,16 @@ def function(
         GRAPHC_DEVICE changes the default.
     optimize : True, False or a list of pass names
         The optimization passes to run.
-    compile : "eager" (the default) or "background"
+    compile : "auto" (the default), "eager" or "background"
         When the CPU entry function compiles. "eager": at the first call (or `wait()`),
         which returns once it is compiled. "background": the first call compiles only
         the kernels and answers at once, running them from Python, while the entry
         compiles in another process; calls switch to it between two calls. Results are
-        bit-identical either way. `fn.compiled` says which runs; `fn.wait()` blocks
-        until the compiled entry does. Other devices compile eagerly.
+        bit-identical either way. "auto": "eager" for an entry that compiles in about a
+        second or less, else "background" (a large graph's entry takes numba tens of
+        seconds; its kernels compile in parallel, in seconds). `fn.compiled` says which
+        runs; `fn.wait()` blocks until the compiled entry does. Other devices compile
+        eagerly.
     """
     device = check_device(device)
     compile_mode = check_compile(compile)
@@ -461,7 +464,7 @@ def assemble(
     pipeline: tuple[str, ...],
     *,
     optimized: bool = False,
-    compile_mode: str = "eager",
+    compile_mode: str = "auto",
 ) -> Function:
     """The Function of an extracted graph whose variable nodes have `states` (by node
     id): optimized by `pipeline` (only its memory planning when `optimized` says the

@@ -263,6 +263,22 @@ def cached(dispatcher: Any, argtypes: tuple) -> bool:
         return True
 
 
+def in_cache(dispatcher: Any, argtypes: tuple) -> bool:
+    """Whether `dispatcher` has code for `argtypes`, here or in numba's disk cache,
+    without loading it (an entry's code can only be loaded once the kernels it calls
+    are registered: see register)."""
+    if argtypes in dispatcher.overloads:
+        return True
+    cache = dispatcher._cache
+    with global_compiler_lock:
+        dispatcher.targetctx.refresh()
+        try:  # (numba's own lookup in Cache._load_overload, without the load after it)
+            key = cache._index_key(argtypes, dispatcher.targetctx.codegen())
+            return key in cache._cache_file._load_index()
+        except Exception:  # no disk cache, or one unreadable: it will be compiled
+            return False
+
+
 def register(kernels: Sequence[Kernel]) -> None:
     """Register where each kernel's compiled code is, under its symbol, for the entries
     that call it (kernels/cpu/lib.invoke); every kernel must be compiled."""

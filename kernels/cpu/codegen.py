@@ -146,7 +146,9 @@ class Generated:
     constants: tuple[int, ...]  # constant node ids the entry takes, after the variables
     takes_dims: bool  # entry's first parameter is the dims array
     takes_arena: bool  # then the arena
-    statements: int = 0  # the entry's statements (numba takes about 10 ms for each)
+    # the entry's code in characters, without comments and indentation: what numba's
+    # compile time of the entry grows with (runtime/executable.AUTO_BACKGROUND)
+    size: int = 0
 
     @property
     def listing(self) -> str:
@@ -462,6 +464,10 @@ def _calls_blas(program: planning.Program) -> bool:
     )
 
 
+def _comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
 def generate(program: planning.Program, *, parallel: bool, min_parallel: int) -> Generated:
     """The module source of `program` (see the module docstring)."""
     emitters.load(Writer.target)  # (and the libraries every module imports)
@@ -495,7 +501,7 @@ def generate(program: planning.Program, *, parallel: bool, min_parallel: int) ->
         any(k.parallel for k in w.kernels.values()),
         body.constants,
         *takes,
-        sum(1 for line in statements.splitlines() if not line.lstrip().startswith("#")),
+        sum(len(line.strip()) for line in statements.splitlines() if not _comment(line)),
     )
 
 

@@ -54,6 +54,14 @@ def held(monkeypatch: pytest.MonkeyPatch) -> list[_HeldChild]:
 
     monkeypatch.setattr(executable, "fork_compile", fork_compile)
     monkeypatch.setattr(executable, "cached", cached)
+    real_in_cache = executable.in_cache
+
+    def in_cache(dispatcher, argtypes):  # type: ignore[no-untyped-def]
+        if not children or not all(c.done.is_set() for c in children):
+            return False  # (nor is the entry there before the call)
+        return real_in_cache(dispatcher, argtypes)
+
+    monkeypatch.setattr(executable, "in_cache", in_cache)
     return children
 
 
@@ -229,9 +237,13 @@ def test_random_graphs_python_entry_matches_compiled_bit_for_bit(case) -> None:
     compiled entry's exactly (NaN where it has NaN)."""
     children: list[_HeldChild] = []
     real_fork, real_cached = executable.fork_compile, executable.cached
+    real_in_cache = executable.in_cache
     executable.fork_compile = lambda work: children.append(_HeldChild()) or children[-1]
     executable.cached = lambda d, t: (
         bool(children) and children[-1].done.is_set() and real_cached(d, t)
+    )
+    executable.in_cache = lambda d, t: (
+        bool(children) and children[-1].done.is_set() and real_in_cache(d, t)
     )
     try:
         fn, _ = case.compile(symbolic=True, device="cpu", compile="background")
@@ -242,6 +254,7 @@ def test_random_graphs_python_entry_matches_compiled_bit_for_bit(case) -> None:
         native = case.results(fn(*case.feeds()))
     finally:
         executable.fork_compile, executable.cached = real_fork, real_cached
+        executable.in_cache = real_in_cache
     for a, b in zip(interpreted, native, strict=True):
         a, b = np.asarray(a), np.asarray(b)
         assert a.dtype == b.dtype
@@ -315,3 +328,43 @@ def test_the_python_entry_multiplies_with_the_compiled_entrys_blas(
     want = [eager(f) for f in feeds]
     for g, e in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, e)
+
+
+def test_auto_compiles_a_small_entry_eagerly_and_a_large_one_in_the_background(
+    held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compile="auto" (the default) picks by the size of the entry's code: a small
+    entry compiles at the first call; one past AUTO_BACKGROUND answers from Python
+    while it compiles, bit-identical to the eager function."""
+    x = gc.placeholder((None, 3), "float32", name="x")
+    small = gc.function([x], gc.tanh(x) * 2.0, device="cpu")
+    assert small.compile_mode == "auto"
+    assert small._executable.generated.size < executable.AUTO_BACKGROUND
+    small(np.ones((2, 3), np.float32))
+    assert small.compiled == "native"
+    assert not held  # (no background compile)
+    # the classifier step's entry is larger than this limit
+    monkeypatch.setattr(executable, "AUTO_BACKGROUND", 500)
+    large = _mlp_step("auto", seed=4)
+    assert large._executable.generated.size > 500
+    eager = _mlp_step("eager", seed=4)
+    batches = _batches(3)
+    got = [large(*b) for b in batches[:2]]
+    assert large.compiled == "interpreted"
+    assert len(held) == 1
+    held[0].done.set()
+    assert large.wait(timeout=60)
+    got.append(large(*batches[2]))
+    for (loss, h), batch in zip(got, batches, strict=True):
+        want_loss, want_h = eager(*batch)
+        np.testing.assert_array_equal(loss, want_loss)
+        np.testing.assert_array_equal(h, want_h)
+
+
+def test_entry_size_counts_code_not_comments() -> None:
+    x = gc.placeholder((None, 3), "float32", name="x")
+    generated = gc.function([x], gc.tanh(x) * 2.0, device="cpu")._executable.generated
+    body = generated.source.split("def entry(", 1)[1].split("\ndef ", 1)[0]
+    code = [line.strip() for line in body.splitlines()[1:] if line.strip()]
+    assert generated.size == sum(len(line) for line in code if not line.startswith("#"))
+    assert 0 < generated.size < len(body)

@@ -56,10 +56,11 @@ _EMPTY_DIMS = np.zeros(0, np.int64)
 _COMPILE_LOCK = threading.Lock()
 BACKGROUND_LIMIT = 1800.0  # seconds a background compile may take before it is redone here
 # compile="auto" compiles an entry of more code than this (Generated.size) in the
-# background. Measured entry compiles, numba 0.68: 270 characters 0.15 s, 2,000 1.1 s,
-# 6,800 1.7 s, 12,000 4.5 s, 78,000 35 s; below about a second, answering from Python
-# first (a dry run, a child process) gains nothing.
-AUTO_BACKGROUND = 4000
+# background. numba 0.68 took 0.15 s for a 270-character entry (the W4 add), while at
+# 1,250 characters (a 5-block chain) answering from Python first came 0.8 s sooner, and
+# the W8 step's 78,000 characters took 35 s; below this, a dry run and a child process
+# would gain little.
+AUTO_BACKGROUND = 1000
 
 
 class Executable(BaseExecutable):

@@ -9,9 +9,12 @@ of conv2d and its VJPs, conv_transpose2d's output_padding, pooling's ceil_mode a
 shape-only ``like`` operands. The numpy references in ``graphc.ops.nn`` are the
 specification; tests/kernels/test_cpu_nn.py checks every kernel against them.
 
-A public kernel makes its inputs C-contiguous (``np.ascontiguousarray``: a no-op for
-contiguous arrays, one copy for a strided view) and hands them to a separately compiled
-implementation, so a strided input compiles only the small wrapper once more.
+Each public kernel ``K`` has a form ``K_c`` that takes C-contiguous inputs; ``K`` makes
+its inputs C-contiguous (``np.ascontiguousarray``: a no-op for contiguous arrays, one
+copy for a strided view) and calls it. Generated code calls ``K_c`` and makes the
+inputs contiguous itself: in the entry, which compiles beside the calls, the copies
+cost nothing before the first result, while the wrapper would be one more numba
+function compiled first (0.2-0.35 s each).
 
 Algorithms:
 
@@ -64,13 +67,21 @@ from graphc.kernels.cpu.jit import kernel
 
 __all__ = [
     "avg_pool2d",
+    "avg_pool2d_c",
     "avg_pool2d_grad",
+    "avg_pool2d_grad_c",
     "conv2d",
+    "conv2d_c",
     "conv2d_grad_input",
+    "conv2d_grad_input_c",
     "conv2d_grad_weight",
+    "conv2d_grad_weight_c",
     "conv_transpose2d",
+    "conv_transpose2d_c",
     "max_pool2d",
+    "max_pool2d_c",
     "max_pool2d_grad",
+    "max_pool2d_grad_c",
 ]
 
 
@@ -224,7 +235,7 @@ def _col2im(col, image, n, c0, channels, kh, kw, sh, sw, top, left, dh, dw, grid
 
 
 @kernel
-def _conv2d(x, w, out, sh, sw, top, left, dh, dw, groups):
+def conv2d_c(x, w, out, sh, sw, top, left, dh, dw, groups):
     """conv2d on C-contiguous x and w."""
     n_batch, _, height, width = x.shape
     out_channels, group_channels, kh, kw = w.shape
@@ -252,7 +263,7 @@ def _conv2d(x, w, out, sh, sw, top, left, dh, dw, groups):
 def conv2d(x, w, out, sh, sw, top, left, dh, dw, groups):
     """conv2d(x, w) into out (N, O, outH, outW); bottom and right padding follow from out."""
     xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(w)
-    _conv2d(xc, wc, out, sh, sw, top, left, dh, dw, groups)
+    conv2d_c(xc, wc, out, sh, sw, top, left, dh, dw, groups)
 
 
 @kernel
@@ -263,7 +274,7 @@ def _add_into(target, values):
 
 
 @kernel
-def _conv2d_grad_weight(x, g, out, sh, sw, top, left, dh, dw, groups):
+def conv2d_grad_weight_c(x, g, out, sh, sw, top, left, dh, dw, groups):
     """conv2d_grad_weight on C-contiguous x and g."""
     n_batch, _, height, width = x.shape
     out_channels, group_channels, kh, kw = out.shape
@@ -295,7 +306,7 @@ def conv2d_grad_weight(x, g, out, sh, sw, top, left, dh, dw, groups):
     """conv2d's VJP with respect to w: out (O, C/groups, kH, kW) = sum over n of
     g[n, group] @ im2col(x[n, group])^T."""
     xc, gc = np.ascontiguousarray(x), np.ascontiguousarray(g)
-    _conv2d_grad_weight(xc, gc, out, sh, sw, top, left, dh, dw, groups)
+    conv2d_grad_weight_c(xc, gc, out, sh, sw, top, left, dh, dw, groups)
 
 
 @kernel
@@ -332,6 +343,12 @@ def conv2d_grad_input(g, w, out, sh, sw, top, left, dh, dw, groups):
     """conv2d's VJP with respect to x: out (x's shape N, C, H, W) = col2im(w^T @ g) per
     group; input pixels that conv2d never read get 0."""
     gc, wc = np.ascontiguousarray(g), np.ascontiguousarray(w)
+    conv2d_grad_input_c(gc, wc, out, sh, sw, top, left, dh, dw, groups)
+
+
+@kernel
+def conv2d_grad_input_c(gc, wc, out, sh, sw, top, left, dh, dw, groups):
+    """conv2d_grad_input on C-contiguous g and w."""
     n_batch, out_channels, out_h, out_w = gc.shape
     _, group_channels, kh, kw = wc.shape
     per_group = out_channels // groups
@@ -345,6 +362,12 @@ def conv_transpose2d(x, w, out, sh, sw, ph, pw, dh, dw, groups):
     """conv_transpose2d(x, w) into out (N, O, outH, outW); w is IOHW (C, O/groups, kH, kW)
     and output_padding follows from out's shape."""
     xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    conv_transpose2d_c(xc, wc, out, sh, sw, ph, pw, dh, dw, groups)
+
+
+@kernel
+def conv_transpose2d_c(xc, wc, out, sh, sw, ph, pw, dh, dw, groups):
+    """conv_transpose2d on C-contiguous x and w."""
     n_batch, channels, height, width = xc.shape
     _, per_group, kh, kw = wc.shape
     group_channels = channels // groups
@@ -364,7 +387,7 @@ def _window_rows(oh, kh, sh, ph, height):
 
 
 @kernel
-def _max_pool2d(x, out, kh, kw, sh, sw, ph, pw):
+def max_pool2d_c(x, out, kh, kw, sh, sw, ph, pw):
     """max_pool2d on a C-contiguous x."""
     n_batch, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
@@ -384,7 +407,7 @@ def _max_pool2d(x, out, kh, kw, sh, sw, ph, pw):
 @kernel
 def max_pool2d(x, out, kh, kw, sh, sw, ph, pw):
     """max_pool2d(x) into out (N, C, outH, outW); ceil_mode follows from out's shape."""
-    _max_pool2d(np.ascontiguousarray(x), out, kh, kw, sh, sw, ph, pw)
+    max_pool2d_c(np.ascontiguousarray(x), out, kh, kw, sh, sw, ph, pw)
 
 
 @_row
@@ -409,7 +432,7 @@ def _pool_divisors(out, kh, kw, sh, sw, ph, pw, height, width, count_include_pad
 
 
 @kernel
-def _avg_pool2d(x, out, kh, kw, sh, sw, ph, pw, count_include_pad):
+def avg_pool2d_c(x, out, kh, kw, sh, sw, ph, pw, count_include_pad):
     """avg_pool2d on a C-contiguous x."""
     n_batch, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
@@ -433,7 +456,7 @@ def _avg_pool2d(x, out, kh, kw, sh, sw, ph, pw, count_include_pad):
 @kernel
 def avg_pool2d(x, out, kh, kw, sh, sw, ph, pw, count_include_pad):
     """avg_pool2d(x) into out (N, C, outH, outW); count_include_pad is 0 or 1."""
-    _avg_pool2d(np.ascontiguousarray(x), out, kh, kw, sh, sw, ph, pw, count_include_pad)
+    avg_pool2d_c(np.ascontiguousarray(x), out, kh, kw, sh, sw, ph, pw, count_include_pad)
 
 
 @kernel
@@ -451,7 +474,7 @@ def _scatter_by_tap(values, target, kh, kw, sh, sw, ph, pw, ranges):
 
 
 @kernel
-def _avg_pool2d_grad(g, out, kh, kw, sh, sw, ph, pw, count_include_pad):
+def avg_pool2d_grad_c(g, out, kh, kw, sh, sw, ph, pw, count_include_pad):
     """avg_pool2d_grad on a C-contiguous g."""
     n_batch, channels, height, width = out.shape
     out_h, out_w = g.shape[2], g.shape[3]
@@ -470,7 +493,7 @@ def _avg_pool2d_grad(g, out, kh, kw, sh, sw, ph, pw, count_include_pad):
 @kernel
 def avg_pool2d_grad(g, out, kh, kw, sh, sw, ph, pw, count_include_pad):
     """avg_pool2d's VJP into out (x's shape): each window's g / divisor over the window."""
-    _avg_pool2d_grad(np.ascontiguousarray(g), out, kh, kw, sh, sw, ph, pw, count_include_pad)
+    avg_pool2d_grad_c(np.ascontiguousarray(g), out, kh, kw, sh, sw, ph, pw, count_include_pad)
 
 
 @kernel
@@ -548,7 +571,7 @@ def _route_by_tap(picked, grads, target, kh, kw, sh, sw, ph, pw, ranges):
 
 
 @kernel
-def _max_pool2d_grad(x, g, out, kh, kw, sh, sw, ph, pw):
+def max_pool2d_grad_c(x, g, out, kh, kw, sh, sw, ph, pw):
     """max_pool2d_grad on C-contiguous x and g."""
     n_batch, channels, _, width = x.shape
     out_h, out_w = g.shape[2], g.shape[3]
@@ -570,7 +593,7 @@ def _max_pool2d_grad(x, g, out, kh, kw, sh, sw, ph, pw):
 def max_pool2d_grad(x, g, out, kh, kw, sh, sw, ph, pw):
     """max_pool2d's VJP into out (x's shape): each window's g added to the element the
     reference picks (the first maximum, row-major, or the last NaN)."""
-    _max_pool2d_grad(np.ascontiguousarray(x), np.ascontiguousarray(g), out, kh, kw, sh, sw, ph, pw)
+    max_pool2d_grad_c(np.ascontiguousarray(x), np.ascontiguousarray(g), out, kh, kw, sh, sw, ph, pw)
 
 
 # --------------------------------------------------------------------- emitters
@@ -600,8 +623,11 @@ def _pool_args(attrs: Mapping[str, Any]) -> str:
 def _call(
     e: Emitter, node: Node, kernel_name: str, operands: tuple[Value, ...], attrs: str
 ) -> None:
-    arrays = ", ".join(e.arg(v) for v in operands)
-    e.line(f"nnk.{kernel_name}({arrays}, {e.out(node)}, {attrs})")
+    """The call of the kernel's form on C-contiguous operands, made contiguous in the
+    entry: the public form's own np.ascontiguousarray would cost 0.2-0.35 s more to
+    compile, before the first result, where the entry's compiles beside the calls."""
+    arrays = ", ".join(f"np.ascontiguousarray({e.arg(v)})" for v in operands)
+    e.line(f"nnk.{kernel_name}_c({arrays}, {e.out(node)}, {attrs})")
 
 
 @emits("conv2d")

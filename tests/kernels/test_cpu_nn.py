@@ -373,7 +373,7 @@ def _emit_and_eval(op: str, arrays: list[np.ndarray], attrs: dict[str, Any]) -> 
     assert emitter_of("cpu", op).alloc
     emitter_of("cpu", op).emit(emitter, node)
     (statement,) = emitter.lines
-    assert statement.startswith(f"nnk.{op}(")
+    assert statement.startswith(f"nnk.{op}_c(np.ascontiguousarray(")
     expected = _reference(op, *arrays, **attrs)
     out = np.full(expected.shape, np.nan, expected.dtype)
     namespace: dict[str, Any] = {"nnk": nnk, "np": np, "out": out}
@@ -450,11 +450,12 @@ def test_emitted_numbers() -> None:
         "avg_pool2d_grad", (pooled, x), {**pool_attrs, "count_include_pad": True}
     )
     conv = _intp(2, 3, 4, 1, 1, 2, 2)
+    xc, wc, yc, pc = (f"np.ascontiguousarray(v{v.node})" for v in (x, w, y, pooled))
     expected = {
-        y: f"nnk.conv2d(v{x.node}, v{w.node}, out, {conv})",
-        grad_input: f"nnk.conv2d_grad_input(v{y.node}, v{w.node}, out, {conv})",
-        pooled: f"nnk.avg_pool2d(v{x.node}, out, {_intp(3, 2, 2, 1, 1, 0, 0)})",
-        avg_grad: f"nnk.avg_pool2d_grad(v{pooled.node}, out, {_intp(3, 2, 2, 1, 1, 0, 1)})",
+        y: f"nnk.conv2d_c({xc}, {wc}, out, {conv})",
+        grad_input: f"nnk.conv2d_grad_input_c({yc}, {wc}, out, {conv})",
+        pooled: f"nnk.avg_pool2d_c({xc}, out, {_intp(3, 2, 2, 1, 1, 0, 0)})",
+        avg_grad: f"nnk.avg_pool2d_grad_c({pc}, out, {_intp(3, 2, 2, 1, 1, 0, 1)})",
     }
     for value, line in expected.items():
         node = builder.node(value)

@@ -41,6 +41,10 @@ from graphc.kernels.cpu.emit import Emitter, emits, library
 from graphc.kernels.cpu.jit import kernel
 from graphc.types import Dim
 
+# small helpers inlined into each caller by numba: a separate numba function costs a
+# compile 40-130 ms of its own (reduce_into: 0.56 s with them as functions)
+_inline = kernel(inline="always")
+
 RUN = 16  # the merge sort's insertion-sorted runs
 SMALL_K = 16  # topk keeps a sorted list of its best k up to this k, else sorts the whole axis
 
@@ -118,8 +122,11 @@ def index_add(g, indices, out):
     size = out.shape[1]
     if not _in_range(indices, size):
         raise IndexError("index_add: an index is out of range for the axis")
-    out.fill(0)
     outer, count, inner = g.shape
+    for a in range(outer):  # (out = 0: a loop compiles faster than numba's fill)
+        for t in range(size):
+            for b in range(inner):
+                out[a, t, b] = 0
     for a in range(outer):
         for j in range(count):
             target = _wrap(indices[j], size)
@@ -135,8 +142,11 @@ def scatter_add(g, indices, out):
     size = out.shape[1]
     if not _in_range(indices.reshape(indices.size), size):
         raise IndexError("scatter_add: an index is out of range for the axis")
-    out.fill(0)
     outer, count, inner = g.shape
+    for a in range(outer):  # (out = 0: a loop compiles faster than numba's fill)
+        for t in range(size):
+            for b in range(inner):
+                out[a, t, b] = 0
     for a in range(outer):
         for j in range(count):
             for b in range(inner):
@@ -337,20 +347,37 @@ def place(source, out, start):
             out_rows[a, first + j] = rows[a, j]
 
 
-@kernel
+@_inline
 def _masked_strides(shape, mask):
     """Element strides, over `shape`, of the C-ordered array whose axes are the masked
     ones (mask[axis] != 0); the other axes get stride 0."""
-    strides = np.zeros(shape.size, np.int64)
+    strides = np.empty(shape.size, np.int64)
     stride = 1
     for axis in range(shape.size - 1, -1, -1):
+        strides[axis] = stride if mask[axis] else 0
         if mask[axis]:
-            strides[axis] = stride
             stride *= shape[axis]
     return strides
 
 
-@kernel
+@_inline
+def _origin(rank):
+    """The odometer of a walk over `rank` axes, at its start: zeros. (A loop: numba's
+    np.zeros and fill cost a compile about 0.1 s each, where the first use is paid.)"""
+    index = np.empty(rank, np.int64)
+    for axis in range(rank):
+        index[axis] = 0
+    return index
+
+
+@_inline
+def _zero(out):
+    """out[:] = 0, for a flat array."""
+    for i in range(out.size):
+        out[i] = 0
+
+
+@_inline
 def _walk_fits(walked, other, shape, mask):
     """Whether `walked` has the elements of `shape` and `other` those of its masked axes."""
     total = 1
@@ -362,7 +389,7 @@ def _walk_fits(walked, other, shape, mask):
     return shape.size == mask.size and walked.size == total and other.size == masked
 
 
-@kernel
+@_inline
 def _advance(index, offset, shape, strides):
     """Step the odometer `index` over all axes but the last; returns the new offset."""
     axis = shape.size - 2
@@ -388,7 +415,7 @@ def broadcast_into(source, out, shape, mask):
     strides = _masked_strides(shape, mask)
     inner = shape[shape.size - 1]
     step = strides[shape.size - 1]
-    index = np.zeros(shape.size, np.int64)
+    index = _origin(shape.size)
     offset = np.int64(0)  # (a literal 0 would compile _advance once more for it)
     for p in range(0, out.size, inner):
         for j in range(inner):
@@ -402,13 +429,13 @@ def reduce_into(source, out, shape, mask):
     over `shape`) over the unmasked axes, added in order in out's dtype."""
     if not _walk_fits(source, out, shape, mask):
         raise ValueError("reduce_into: operand shapes do not match")
-    out.fill(0)
+    _zero(out)
     if source.size == 0:
         return
     strides = _masked_strides(shape, mask)
     inner = shape[shape.size - 1]
     step = strides[shape.size - 1]
-    index = np.zeros(shape.size, np.int64)
+    index = _origin(shape.size)
     offset = np.int64(0)  # (a literal 0 would compile _advance once more for it)
     for p in range(0, source.size, inner):
         if step == 0:  # the last axis is summed: add it up in a register
@@ -460,7 +487,7 @@ def place_strided(source, out, shape, starts, steps, out_shape):
         strides[axis] *= steps[axis]
     inner = shape[shape.size - 1]
     step = strides[shape.size - 1]
-    index = np.zeros(shape.size, np.int64)
+    index = _origin(shape.size)
     for p in range(0, source.size, inner):
         for j in range(inner):
             out[offset + j * step] = source[p + j]

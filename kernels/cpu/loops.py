@@ -24,6 +24,7 @@ from graphc.kernels.plan import LOOP_REDUCTIONS
 from graphc.types import Shape, TensorType
 
 DECORATOR = '@numba.njit(cache=True, nogil=True, error_model="numpy")'
+INLINED = '@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")'
 
 
 @dataclass(frozen=True)

@@ -158,14 +158,14 @@ def _fill(vector, lo, hi, value):
         vector[uint64(j)] = value
 
 
-@kernel
+@_row
 def _fill_zero(out):
     """out[...] = 0, for a C-contiguous array."""
     flat = out.reshape(out.size)
     _fill(flat, 0, flat.size, 0.0)
 
 
-@kernel
+@_row
 def _column_ranges(taps, step, first, stride, size, count):
     """For each tap b, the output columns [lo, hi) (rows of the result, a sub-range of
     [0, count)) whose input column j*stride + b*step + first lies inside [0, size)."""
@@ -180,7 +180,7 @@ def _column_ranges(taps, step, first, stride, size, count):
     return ranges
 
 
-@kernel
+@_row
 def _is_pointwise(kh, kw, sh, sw, top, left, in_h, in_w, out_h, out_w):
     """Whether the convolution maps each pixel to itself: a 1x1 kernel, stride 1, no padding."""
     one_by_one = kh == 1 and kw == 1 and sh == 1 and sw == 1
@@ -496,7 +496,7 @@ def avg_pool2d_grad(g, out, kh, kw, sh, sw, ph, pw, count_include_pad):
     avg_pool2d_grad_c(np.ascontiguousarray(g), out, kh, kw, sh, sw, ph, pw, count_include_pad)
 
 
-@kernel
+@_row
 def _last_nan(x, n, c, lo_h, start_h, hi_h, start_w, kw):
     """The tap ((ih - start_h)*kw + iw - start_w) of the last NaN of a window, row-major."""
     width = x.shape[3]

@@ -303,7 +303,11 @@ def _panel_kernel(
             f"        epilogue({', '.join([*inputs, 'mm', *outs])}, start, stop, n)",
         ]
     )
-    source = loops.elementwise_source(spec, f"matmul -> {steps}") + "\n\n" + panel
+    # the epilogue is inlined into the panel loop by numba: one numba function less to
+    # compile (about 0.1 s)
+    epilogue_source = loops.elementwise_source(spec, f"matmul -> {steps}")
+    epilogue_source = epilogue_source.replace(loops.DECORATOR, loops.INLINED, 1)
+    source = epilogue_source + "\n\n" + panel
     args = [array_arg(w.arg(v), w.type_of(v), w.is_contiguous(v)) for v in node.inputs]
     args[ia] = _converted_arg(w, node.inputs[ia], product.dtype)
     args[ib] = _converted_arg(w, node.inputs[ib], product.dtype)

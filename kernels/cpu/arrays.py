@@ -41,20 +41,20 @@ from graphc.kernels.cpu.emit import Emitter, emits, library
 from graphc.kernels.cpu.jit import kernel
 from graphc.types import Dim
 
-# small helpers inlined into each caller by numba: a separate numba function costs a
-# compile 40-130 ms of its own (reduce_into: 0.56 s with them as functions)
-_inline = kernel(inline="always")
-
 RUN = 16  # the merge sort's insertion-sorted runs
 SMALL_K = 16  # topk keeps a sorted list of its best k up to this k, else sorts the whole axis
 
 Mask = bool | str  # whether a walk's axis belongs to the other array: known, or an expression
 
+# small helpers inlined into each caller by numba: a separate numba function costs a
+# compile 40-130 ms of its own (reduce_into: 0.56 s with them as functions)
+_inline = kernel(inline="always")
+
 
 # Indices: numpy's convention, a negative index counts from the end.
 
 
-@kernel
+@_inline
 def _in_range(indices, size):
     """Whether every index of the 1-D `indices` lies in [-size, size). A loop, not
     `indices.min()` and `.max()`: numba's reductions cost 0.35 s more to compile."""
@@ -65,7 +65,7 @@ def _in_range(indices, size):
     return not outside
 
 
-@kernel
+@_inline
 def _wrap(index, size):
     return index + size if index < 0 else index
 
@@ -74,7 +74,7 @@ def _wrap(index, size):
 # again, cheaply, because numba does not, and a mismatch would reach outside an array.
 
 
-@kernel
+@_inline
 def _rows_match(a, b):
     """Whether two (outer, axis, inner) arrays agree off the middle axis."""
     return a.shape[0] == b.shape[0] and a.shape[2] == b.shape[2]
@@ -156,7 +156,7 @@ def scatter_add(g, indices, out):
 # Ordering. NaN != NaN is how a comparison spots a NaN in any dtype (ints and bools never).
 
 
-@kernel
+@_inline
 def _before(a, b, descending):
     """Whether a sorts strictly before b: ascending with NaN last, or descending with NaN
     first."""
@@ -449,7 +449,7 @@ def reduce_into(source, out, shape, mask):
         offset = _advance(index, offset, shape, strides)
 
 
-@kernel
+@_inline
 def _strided_fits(source, out, shape, starts, steps, out_shape):
     """Whether source has the elements of `shape`, out those of `out_shape`, and every
     starts + index * steps lies inside out_shape."""

@@ -345,10 +345,12 @@ def test_pooling_of_strided_views(rng: np.random.Generator) -> None:
 
 class RecordingEmitter:
     """The part of the code generator's Emitter that these emitters use: names each
-    value ``v<node id>``, each output ``out``, and records the lines."""
+    value ``v<node id>``, each output ``out``, and records the lines; the types come
+    from the graph being built."""
 
-    def __init__(self) -> None:
+    def __init__(self, builder: GraphBuilder) -> None:
         self.lines: list[str] = []
+        self.type_of = builder.type_of
 
     def arg(self, value: Value) -> str:
         return f"v{value.node}"
@@ -369,7 +371,7 @@ def _emit_and_eval(op: str, arrays: list[np.ndarray], attrs: dict[str, Any]) -> 
         for i, a in enumerate(arrays)
     ]
     node = builder.node(builder.add1(op, inputs, attrs))
-    emitter = RecordingEmitter()
+    emitter = RecordingEmitter(builder)
     assert emitter_of("cpu", op).alloc
     emitter_of("cpu", op).emit(emitter, node)
     (statement,) = emitter.lines
@@ -459,6 +461,68 @@ def test_emitted_numbers() -> None:
     }
     for value, line in expected.items():
         node = builder.node(value)
-        emitter = RecordingEmitter()
+        emitter = RecordingEmitter(builder)
         emitter_of("cpu", node.op).emit(emitter, node)
         assert emitter.lines == [line]
+
+
+# ---- max_pool2d_grad over 2x2 windows at stride 2: the tiled kernel
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 2, 8, 6), (2, 3, 7, 9), (1, 1, 2, 2), (0, 2, 4, 4)])
+def test_the_2x2_pool_gradient_equals_the_reference_bit_for_bit(shape, dtype) -> None:
+    """Ties (the first maximum wins), NaN (the last one wins), -0 in g (0 + g is +0) and
+    an odd last row or column that no window covers (0)."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, shape).astype(dtype)  # (many ties)
+    if x.size:
+        x.reshape(-1)[rng.integers(0, x.size, x.size // 7 + 1)] = np.nan
+    g = rng.standard_normal((*shape[:2], shape[2] // 2, shape[3] // 2)).astype(dtype)
+    if g.size:
+        g.reshape(-1)[0] = -0.0
+    attrs = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False}
+    want = np.asarray(_reference("max_pool2d_grad", x, g, **attrs), dtype)
+    out = np.full(shape, np.nan, dtype)
+    nnk.max_pool2d_grad_2x2_c(x, g, out)
+    np.testing.assert_array_equal(out.view(f"u{out.itemsize}"), want.view(f"u{want.itemsize}"))
+    # the general kernel agrees, bit for bit
+    general = np.full(shape, np.nan, dtype)
+    nnk.max_pool2d_grad(x, g, general, 2, 2, 2, 2, 0, 0)
+    np.testing.assert_array_equal(general.view(f"u{out.itemsize}"), out.view(f"u{out.itemsize}"))
+
+
+def test_the_2x2_pool_gradient_refuses_windows_outside_x() -> None:
+    x = np.zeros((1, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="shapes"):
+        nnk.max_pool2d_grad_2x2_c(x, np.zeros((1, 1, 2, 2), np.float32), np.zeros_like(x))
+
+
+@pytest.mark.parametrize(
+    ("size", "pool", "tiled"),
+    [
+        (8, {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False}, True),
+        (7, {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False}, True),
+        (7, {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": True}, False),
+        (8, {"kernel": (2, 2), "stride": (2, 2), "padding": (1, 1), "ceil_mode": False}, False),
+        (8, {"kernel": (3, 3), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False}, False),
+        (8, {"kernel": (2, 2), "stride": (1, 1), "padding": (0, 0), "ceil_mode": False}, False),
+    ],
+)
+def test_the_2x2_pool_gradient_kernel_is_emitted_where_windows_tile(size, pool, tiled) -> None:
+    builder = GraphBuilder()
+    x = builder.add1(
+        "placeholder", (), {"name": "x", "dtype": "float32", "shape": (2, 3, size, size)}
+    )
+    y = builder.add1("max_pool2d", (x,), pool)
+    grad = builder.add1("max_pool2d_grad", (x, y), pool)  # (y stands in for g: same type)
+    emitter = RecordingEmitter(builder)
+    emitter_of("cpu", "max_pool2d_grad").emit(emitter, builder.node(grad))
+    (line,) = emitter.lines
+    assert line.startswith("nnk.max_pool2d_grad_2x2_c(" if tiled else "nnk.max_pool2d_grad_c(")
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((2, 3, size, size)).astype(np.float32)
+    gs = rng.standard_normal(builder.node(y).type.shape).astype(np.float32)
+    out = np.full(xs.shape, np.nan, np.float32)
+    eval(line, {"nnk": nnk, "np": np, "out": out, f"v{x.node}": xs, f"v{y.node}": gs})
+    np.testing.assert_array_equal(out, _reference("max_pool2d_grad", xs, gs, **pool))

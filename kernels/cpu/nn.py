@@ -79,6 +79,7 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose2d_c",
     "max_pool2d",
+    "max_pool2d_2x2_c",
     "max_pool2d_c",
     "max_pool2d_grad",
     "max_pool2d_grad_2x2_c",
@@ -406,6 +407,31 @@ def max_pool2d_c(x, out, kh, kw, sh, sw, ph, pw):
 
 
 @kernel
+def max_pool2d_2x2_c(x, out):
+    """max_pool2d for 2x2 windows at stride 2 without padding, every window inside x
+    (C-contiguous x): numpy's maximum folded over the window's taps in row-major order,
+    as the general kernel does (NaN propagates; of -0 and +0 the later wins), in one
+    branch-free pass vectorized across a row of windows."""
+    out_h, out_w = out.shape[2], out.shape[3]
+    if 2 * out_h > x.shape[2] or 2 * out_w > x.shape[3] or out.shape[:2] != x.shape[:2]:
+        raise ValueError("max_pool2d_2x2: operand shapes do not match")
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for oh in range(out_h):
+                top, bottom, row = x[n, c, 2 * oh], x[n, c, 2 * oh + 1], out[n, c, oh]
+                for ow in range(out_w):
+                    left, right = uint64(2 * ow), uint64(2 * ow + 1)
+                    # numpy's maximum(running, tap): tap unless running > tap or is NaN
+                    best = top[left]
+                    v = top[right]
+                    best = best if (best > v) | (best != best) else v
+                    v = bottom[left]
+                    best = best if (best > v) | (best != best) else v
+                    v = bottom[right]
+                    row[uint64(ow)] = best if (best > v) | (best != best) else v
+
+
+@kernel
 def max_pool2d(x, out, kh, kw, sh, sw, ph, pw):
     """max_pool2d(x) into out (N, C, outH, outW); ceil_mode follows from out's shape."""
     max_pool2d_c(np.ascontiguousarray(x), out, kh, kw, sh, sw, ph, pw)
@@ -704,21 +730,34 @@ def _emit_conv_transpose2d(e: Emitter, node: Node) -> None:
 
 @emits("max_pool2d")
 def _emit_max_pool2d(e: Emitter, node: Node) -> None:
+    (x,) = node.inputs
+    if _tiles_2x2(e, node, x):
+        e.line(f"nnk.max_pool2d_2x2_c(np.ascontiguousarray({e.arg(x)}), {e.out(node)})")
+        return
     _call(e, node, "max_pool2d", node.inputs, _pool_args(node.attrs))
+
+
+def _tiles_2x2(e: Emitter, node: Node, x: Value) -> bool:
+    """Whether a pool's windows are 2x2 at stride 2, unpadded, each inside x (so they
+    tile it, but for an odd last row or column), with x's and the pooled sizes static."""
+    attrs = node.attrs
+    if not (attrs["kernel"] == attrs["stride"] == (2, 2) and attrs["padding"] == (0, 0)):
+        return False
+    pooled = node.type.shape if node.op == "max_pool2d" else e.type_of(node.inputs[1]).shape
+    spatial = (*e.type_of(x).shape[2:], *pooled[2:])
+    if not all(isinstance(d, int) for d in spatial):
+        return False
+    height, width, out_h, out_w = spatial
+    return 2 * out_h <= height and 2 * out_w <= width  # (no window cut by ceil_mode)
 
 
 @emits("max_pool2d_grad")
 def _emit_max_pool2d_grad(e: Emitter, node: Node) -> None:
     x, g = node.inputs
-    attrs = node.attrs
-    tiled = attrs["kernel"] == attrs["stride"] == (2, 2) and attrs["padding"] == (0, 0)
-    spatial = (*e.type_of(x).shape[2:], *e.type_of(g).shape[2:])
-    if tiled and all(isinstance(d, int) for d in spatial):
-        height, width, out_h, out_w = spatial
-        if 2 * out_h <= height and 2 * out_w <= width:  # (no window cut by ceil_mode)
-            xc, gc = (f"np.ascontiguousarray({e.arg(v)})" for v in (x, g))
-            e.line(f"nnk.max_pool2d_grad_2x2_c({xc}, {gc}, {e.out(node)})")
-            return
+    if _tiles_2x2(e, node, x):
+        xc, gc = (f"np.ascontiguousarray({e.arg(v)})" for v in (x, g))
+        e.line(f"nnk.max_pool2d_grad_2x2_c({xc}, {gc}, {e.out(node)})")
+        return
     _call(e, node, "max_pool2d_grad", (x, g), _pool_args(node.attrs))
 
 

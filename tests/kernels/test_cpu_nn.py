@@ -492,10 +492,31 @@ def test_the_2x2_pool_gradient_equals_the_reference_bit_for_bit(shape, dtype) ->
     np.testing.assert_array_equal(general.view(f"u{out.itemsize}"), out.view(f"u{out.itemsize}"))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 2, 8, 6), (2, 3, 7, 9), (1, 1, 2, 2), (0, 2, 4, 4)])
+def test_the_2x2_pool_equals_the_reference_bit_for_bit(shape, dtype) -> None:
+    """NaN propagates, and of -0 and +0 the later tap wins, as numpy's maximum folds."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(-1, 2, shape).astype(dtype) * rng.choice([0.0, 1.0], shape).astype(dtype)
+    x[x == 0] = rng.choice([-0.0, 0.0], int((x == 0).sum()))  # (signed zeros, tied)
+    if x.size:
+        x.reshape(-1)[rng.integers(0, x.size, x.size // 9 + 1)] = np.nan
+    attrs = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False}
+    want = np.asarray(_reference("max_pool2d", x, **attrs), dtype)
+    out = np.full(want.shape, 7, dtype)
+    nnk.max_pool2d_2x2_c(x, out)
+    np.testing.assert_array_equal(out.view(f"u{out.itemsize}"), want.view(f"u{want.itemsize}"))
+    general = np.full(want.shape, 7, dtype)
+    nnk.max_pool2d(x, general, 2, 2, 2, 2, 0, 0)
+    np.testing.assert_array_equal(general.view(f"u{out.itemsize}"), out.view(f"u{out.itemsize}"))
+
+
 def test_the_2x2_pool_gradient_refuses_windows_outside_x() -> None:
     x = np.zeros((1, 1, 3, 3), np.float32)
     with pytest.raises(ValueError, match="shapes"):
         nnk.max_pool2d_grad_2x2_c(x, np.zeros((1, 1, 2, 2), np.float32), np.zeros_like(x))
+    with pytest.raises(ValueError, match="shapes"):
+        nnk.max_pool2d_2x2_c(x, np.zeros((1, 1, 2, 2), np.float32))
 
 
 @pytest.mark.parametrize(
@@ -509,13 +530,21 @@ def test_the_2x2_pool_gradient_refuses_windows_outside_x() -> None:
         (8, {"kernel": (2, 2), "stride": (1, 1), "padding": (0, 0), "ceil_mode": False}, False),
     ],
 )
-def test_the_2x2_pool_gradient_kernel_is_emitted_where_windows_tile(size, pool, tiled) -> None:
+def test_the_2x2_pool_kernels_are_emitted_where_windows_tile(size, pool, tiled) -> None:
     builder = GraphBuilder()
     x = builder.add1(
         "placeholder", (), {"name": "x", "dtype": "float32", "shape": (2, 3, size, size)}
     )
     y = builder.add1("max_pool2d", (x,), pool)
     grad = builder.add1("max_pool2d_grad", (x, y), pool)  # (y stands in for g: same type)
+    emitter = RecordingEmitter(builder)
+    emitter_of("cpu", "max_pool2d").emit(emitter, builder.node(y))
+    (line,) = emitter.lines
+    assert line.startswith("nnk.max_pool2d_2x2_c(" if tiled else "nnk.max_pool2d_c(")
+    xs = np.random.default_rng(2).standard_normal((2, 3, size, size)).astype(np.float32)
+    pooled = np.full(builder.node(y).type.shape, np.nan, np.float32)
+    eval(line, {"nnk": nnk, "np": np, "out": pooled, f"v{x.node}": xs})
+    np.testing.assert_array_equal(pooled, _reference("max_pool2d", xs, **pool))
     emitter = RecordingEmitter(builder)
     emitter_of("cpu", "max_pool2d_grad").emit(emitter, builder.node(grad))
     (line,) = emitter.lines

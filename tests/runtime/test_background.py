@@ -290,7 +290,7 @@ def test_library_helpers_compile_with_the_kernels(held, monkeypatch) -> None:
     assert fn.compiled == "interpreted"
     assert {id(d): len(d.overloads) for d in dispatchers} == compiled  # none in the call
     helpers = {c.name for c in fn.report().kernels if c.what == "library helper"}
-    assert {"graphc.kernels.cpu.nn.conv2d_c", "graphc.kernels.cpu.nn.max_pool2d_c"} <= helpers
+    assert {"graphc.kernels.cpu.nn.conv2d_c", "graphc.kernels.cpu.nn.max_pool2d_2x2_c"} <= helpers
     second = fn(feed)
     twin = _conv_step("eager")
     np.testing.assert_array_equal(twin(feed), first)

@@ -511,12 +511,15 @@ def test_the_2x2_pool_equals_the_reference_bit_for_bit(shape, dtype) -> None:
     np.testing.assert_array_equal(general.view(f"u{out.itemsize}"), out.view(f"u{out.itemsize}"))
 
 
-def test_the_2x2_pool_gradient_refuses_windows_outside_x() -> None:
+def test_the_2x2_pool_kernels_refuse_operands_that_do_not_fit() -> None:
     x = np.zeros((1, 1, 3, 3), np.float32)
     with pytest.raises(ValueError, match="shapes"):
         nnk.max_pool2d_grad_2x2_c(x, np.zeros((1, 1, 2, 2), np.float32), np.zeros_like(x))
     with pytest.raises(ValueError, match="shapes"):
         nnk.max_pool2d_2x2_c(x, np.zeros((1, 1, 2, 2), np.float32))
+    four = np.zeros((2, 1, 4, 4), np.float32)  # (g for more images than x has)
+    with pytest.raises(ValueError, match="shapes"):
+        nnk.max_pool2d_grad_2x2_c(four[:1], np.zeros((2, 1, 2, 2), np.float32), four[:1])
 
 
 @pytest.mark.parametrize(

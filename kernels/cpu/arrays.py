@@ -122,11 +122,8 @@ def index_add(g, indices, out):
     size = out.shape[1]
     if not _in_range(indices, size):
         raise IndexError("index_add: an index is out of range for the axis")
+    _zero(out.reshape(out.size))
     outer, count, inner = g.shape
-    for a in range(outer):  # (out = 0: a loop compiles faster than numba's fill)
-        for t in range(size):
-            for b in range(inner):
-                out[a, t, b] = 0
     for a in range(outer):
         for j in range(count):
             target = _wrap(indices[j], size)
@@ -142,11 +139,8 @@ def scatter_add(g, indices, out):
     size = out.shape[1]
     if not _in_range(indices.reshape(indices.size), size):
         raise IndexError("scatter_add: an index is out of range for the axis")
+    _zero(out.reshape(out.size))
     outer, count, inner = g.shape
-    for a in range(outer):  # (out = 0: a loop compiles faster than numba's fill)
-        for t in range(size):
-            for b in range(inner):
-                out[a, t, b] = 0
     for a in range(outer):
         for j in range(count):
             for b in range(inner):

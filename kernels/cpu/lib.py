@@ -201,6 +201,16 @@ def dot_rows(a, b, out, start, stop):
 
 
 @kernel
+def dot_span(a, b, out, start, stop):
+    """out[: stop - start] = a[start:stop] @ b (BLAS): all of an F-ordered `a` (a
+    transpose) is read in place, with BLAS's transpose flag; a part of it is copied."""
+    if start == 0 and stop == a.shape[0]:
+        np.dot(a, b, out[: stop - start])
+    else:
+        np.dot(np.ascontiguousarray(a[start:stop]), b, out[: stop - start])
+
+
+@kernel
 def scratch(rows, cols, dtype):
     """A new (rows, cols) array. A call numba cannot hoist: an `np.empty` in a prange
     body may be moved out of the loop and shared by the threads."""

@@ -63,3 +63,27 @@ def test_the_weight_gradient_matches_finite_differences() -> None:
         down[index] -= eps
         numeric[index] = (value(a, up) - value(a, down)) / (2 * eps)
     np.testing.assert_allclose(got, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("tokens", [0, 5, 300])
+@pytest.mark.parametrize("rows", [3, 70, 130])
+def test_a_fused_product_reads_a_transposed_operand_in_place(tokens, rows) -> None:
+    # a weight gradient xᵀ @ g finished by an update: one GEMM that hands BLAS the
+    # transpose (no copy of its rows, panel by panel), then the epilogue; more rows
+    # than a panel (64), and an empty contracted axis (no tokens: the product is 0)
+    x = gc.placeholder((None, rows), "float32", name="x")
+    g = gc.placeholder((None, 4), "float32", name="g")
+    w = gc.placeholder((rows, 4), "float32", name="w")
+    update = w * 0.9 - 0.05 * (gc.transpose(x) @ g)
+    f = gc.function([x, g, w], update, device="cpu")
+    assert "lib.dot_span(" in f.source
+    assert "lib.dot_rows(" not in f.source
+    assert "np.ascontiguousarray" not in f.source
+    rng = np.random.default_rng(tokens + rows)
+    args = (
+        rng.standard_normal((tokens, rows)).astype(np.float32),
+        rng.standard_normal((tokens, 4)).astype(np.float32),
+        rng.standard_normal((rows, 4)).astype(np.float32),
+    )
+    want = gc.function([x, g, w], update, device="reference")(*args)
+    np.testing.assert_allclose(f(*args), want, rtol=2e-5, atol=2e-5)

@@ -15,7 +15,7 @@ Division goes through ``fdiv`` (a bare LLVM ``fdiv``): numba's ``/`` under the d
 
 Each function exists for float32 and float64 (``exp32`` / ``exp64``, ...; ``expm1_32`` /
 ``expm1_64`` where the name ends in a digit); the float32 versions compute in float32
-throughout, except sin32 and cos32, which reduce and evaluate in float64 (see below).
+throughout, except erf32, sin32 and cos32, which evaluate in float64 (see below).
 They are ``numba.njit(inline="always")`` and meant to be called from generated kernels
 (``out[i] = vmath.exp32(x[i])``); calling them from Python works too but goes through a
 numba dispatch per call.
@@ -42,7 +42,11 @@ Methods (all correct for +-inf, NaN, +-0 and subnormal inputs and outputs):
 - ``log1p``: u = 1 + x rounded, then log(u) + (x - (u - 1))/u (the correction is the
   rounding error of u, divided by u); x itself where u == 1 (keeps -0, subnormals and tiny
   x exact), -inf at x = -1, NaN below -1.
-- ``erf``: musl/fdlibm ``erff`` / ``erf``: x + x*P/Q(x*x) below 0.84375, erx + P/Q(|x|-1)
+- ``erf``: float32: in float64, x*Q(x*x) below 1.25 and +-P((|x| - 2.625)/1.375) below 4
+  (polynomials fitted to within 5e-10, see ``_ERF32_Q``), +-1 from 4 on, rounded once to
+  float32; no division and no exp, so a vector loop of it runs about 4x faster than the
+  musl port it replaced (0.81 -> 0.21 ms for 262,144 values). float64: musl/fdlibm
+  ``erf``: x + x*P/Q(x*x) below 0.84375, erx + P/Q(|x|-1)
   below 1.25, 1 - exp(-z*z - 0.5625)*exp((z-|x|)*(z+|x|) + R/S(1/x**2))/|x| below 6 (z is
   |x| with its low mantissa bits cleared, so z*z is exact), +-1 from 6 on; all ranges
   computed, one selected, the sign restored; 0.125*(8x + 8x*efx) below 2**-28 so that
@@ -720,20 +724,45 @@ _ERF_SB = (
     -2.24409524465858183362e01,
 )
 
-# float32 copies (musl erff uses the float roundings of the same coefficients).
-_ERF_SMALL_F, _ERF_MID_F, _ERF_SPLIT_F, _ERF_BIG_F, _ERF_TINY_F = (
-    F32(v) for v in (_ERF_SMALL, _ERF_MID, _ERF_SPLIT, _ERF_BIG, _ERF_TINY)
+# erf32 computes in float64 with two polynomials fitted to math.erf (Chebyshev least
+# squares): erf(x) = x*Q(x*x) for |x| < 1.25 (relative error 4.6e-11) and erf(|x|) =
+# P((|x| - 2.625) / 1.375) for 1.25 <= |x| < 4 (absolute error 4.0e-10); the one rounding
+# to float32 (half an ulp) dominates. Branch-free: 24 multiply-adds and no division or
+# exp, where musl's erff takes six divisions and two exps per element in a vector loop.
+_ERF32_Q = (
+    1.1283791670596088,
+    -0.3761263852739631,
+    0.11283785187705847,
+    -0.026865738720107685,
+    0.0052225294406237415,
+    -0.0008520845615835924,
+    0.00011744919483678553,
+    -1.2827830636492473e-05,
+    8.317819506142321e-07,
 )
-_ERF_ERX_F, _ERF_EFX8_F = F32(_ERF_ERX), F32(_ERF_EFX8)
-_EPP0_F, _EPP1_F, _EPP2_F, _EPP3_F, _EPP4_F = (F32(v) for v in _ERF_PP)
-_EQQ1_F, _EQQ2_F, _EQQ3_F, _EQQ4_F, _EQQ5_F = (F32(v) for v in _ERF_QQ)
-_EPA0_F, _EPA1_F, _EPA2_F, _EPA3_F, _EPA4_F, _EPA5_F, _EPA6_F = (F32(v) for v in _ERF_PA)
-_EQA1_F, _EQA2_F, _EQA3_F, _EQA4_F, _EQA5_F, _EQA6_F = (F32(v) for v in _ERF_QA)
-_ERA0_F, _ERA1_F, _ERA2_F, _ERA3_F, _ERA4_F, _ERA5_F, _ERA6_F, _ERA7_F = (F32(v) for v in _ERF_RA)
-_ESA1_F, _ESA2_F, _ESA3_F, _ESA4_F, _ESA5_F, _ESA6_F, _ESA7_F, _ESA8_F = (F32(v) for v in _ERF_SA)
-_ERB0_F, _ERB1_F, _ERB2_F, _ERB3_F, _ERB4_F, _ERB5_F, _ERB6_F = (F32(v) for v in _ERF_RB)
-_ESB1_F, _ESB2_F, _ESB3_F, _ESB4_F, _ESB5_F, _ESB6_F, _ESB7_F = (F32(v) for v in _ERF_SB)
-_EIGHTH_F, _EIGHT_F, _ERF_C_F = F32(0.125), F32(8.0), F32(0.5625)
+_ERF32_P = (
+    0.9997946238682698,
+    0.0015783278445956703,
+    -0.005696727230899264,
+    0.012713219041554678,
+    -0.01935429588073399,
+    0.020730126583451566,
+    -0.015174959856881979,
+    0.006328379002227203,
+    0.0004056413034428337,
+    -0.002685610318961612,
+    0.0018698568903256388,
+    -0.0003360585766840599,
+    -0.00041279408547613894,
+    0.00025747641825756847,
+    1.871106419716037e-05,
+    -3.5931864562862835e-05,
+)
+_EQ0, _EQ1, _EQ2, _EQ3, _EQ4, _EQ5, _EQ6, _EQ7, _EQ8 = (F64(v) for v in _ERF32_Q)
+(_EP0, _EP1, _EP2, _EP3, _EP4, _EP5, _EP6, _EP7,
+ _EP8, _EP9, _EP10, _EP11, _EP12, _EP13, _EP14, _EP15) = (F64(v) for v in _ERF32_P)  # fmt: skip
+_ERF_NEAR_D, _ERF_ONE_D = F64(1.25), F64(4.0)
+_ERF_CENTER_D, _ERF_SCALE_D = F64(2.625), F64(1 / 1.375)
 
 _ERF_SMALL_D, _ERF_MID_D, _ERF_SPLIT_D, _ERF_BIG_D, _ERF_TINY_D = (
     F64(v) for v in (_ERF_SMALL, _ERF_MID, _ERF_SPLIT, _ERF_BIG, _ERF_TINY)
@@ -752,50 +781,47 @@ _EIGHTH_D, _EIGHT_D, _ERF_C_D = F64(0.125), F64(8.0), F64(0.5625)
 
 @vectorizable
 def erf32(x):
-    """erf in float32 (max error 1 ulp); keeps -0, +-1 at +-inf and for |x| >= 6."""
-    x = F32(x)
-    ax = -x if x < 0 else x
-    # |x| < 0.84375
-    z = x * x
-    r = _EPP0_F + z * (_EPP1_F + z * (_EPP2_F + z * (_EPP3_F + z * _EPP4_F)))
-    s = _ONE_F + z * (_EQQ1_F + z * (_EQQ2_F + z * (_EQQ3_F + z * (_EQQ4_F + z * _EQQ5_F))))
-    small = x + x * fdiv(r, s)
-    tiny = _EIGHTH_F * (_EIGHT_F * x + _ERF_EFX8_F * x)
-    # 0.84375 <= |x| < 1.25
-    s = ax - _ONE_F
-    p = _EPA5_F + s * _EPA6_F
-    p = _EPA0_F + s * (_EPA1_F + s * (_EPA2_F + s * (_EPA3_F + s * (_EPA4_F + s * p))))
-    q = _EQA4_F + s * (_EQA5_F + s * _EQA6_F)
-    q = _ONE_F + s * (_EQA1_F + s * (_EQA2_F + s * (_EQA3_F + s * q)))
-    mid = _ERF_ERX_F + fdiv(p, q)
-    # 1.25 <= |x| < 6: 1 - erfc(|x|), erfc = exp(-x*x - 0.5625 + R/S) / x with x*x split
-    s = fdiv(_ONE_F, ax * ax)
-    ra = _ERA4_F + s * (_ERA5_F + s * (_ERA6_F + s * _ERA7_F))
-    ra = _ERA0_F + s * (_ERA1_F + s * (_ERA2_F + s * (_ERA3_F + s * ra)))
-    sa = _ESA4_F + s * (_ESA5_F + s * (_ESA6_F + s * (_ESA7_F + s * _ESA8_F)))
-    sa = _ONE_F + s * (_ESA1_F + s * (_ESA2_F + s * (_ESA3_F + s * sa)))
-    rb = _ERB3_F + s * (_ERB4_F + s * (_ERB5_F + s * _ERB6_F))
-    rb = _ERB0_F + s * (_ERB1_F + s * (_ERB2_F + s * rb))
-    sb = _ESB4_F + s * (_ESB5_F + s * (_ESB6_F + s * _ESB7_F))
-    sb = _ONE_F + s * (_ESB1_F + s * (_ESB2_F + s * (_ESB3_F + s * sb)))
-    rs = fdiv(ra, sa) if ax < _ERF_SPLIT_F else fdiv(rb, sb)
-    hz = int32_as_float32(float32_as_int32(ax) & -4096)  # ax with its low 12 bits cleared
-    e = exp32(-hz * hz - _ERF_C_F) * exp32((hz - ax) * (hz + ax) + rs)
-    tail = _ONE_F - fdiv(e, ax)
-    res = _ONE_F
-    if ax < _ERF_BIG_F:
-        res = tail
-    if ax < _ERF_MID_F:
-        res = mid
-    if x < 0:
-        res = -res
-    if ax < _ERF_SMALL_F:
-        res = small
-    if ax < _ERF_TINY_F:
-        res = tiny
-    if not ax <= _INF_F:  # NaN
-        res = x
-    return res
+    """erf in float32 (max error 1 ulp), in float64 and rounded once: x*Q(x*x) below
+    1.25, +-P((|x| - 2.625) / 1.375) below 4, +-1 from 4 on (erfc(4) is below half an
+    ulp of 1); keeps -0 and NaN."""
+    d = F64(x)
+    a = -d if d < 0 else d
+    s = d * d
+    q = muladd(s, _EQ8, _EQ7)
+    q = muladd(s, q, _EQ6)
+    q = muladd(s, q, _EQ5)
+    q = muladd(s, q, _EQ4)
+    q = muladd(s, q, _EQ3)
+    q = muladd(s, q, _EQ2)
+    q = muladd(s, q, _EQ1)
+    q = muladd(s, q, _EQ0)
+    u = (a - _ERF_CENTER_D) * _ERF_SCALE_D
+    p = muladd(u, _EP15, _EP14)
+    p = muladd(u, p, _EP13)
+    p = muladd(u, p, _EP12)
+    p = muladd(u, p, _EP11)
+    p = muladd(u, p, _EP10)
+    p = muladd(u, p, _EP9)
+    p = muladd(u, p, _EP8)
+    p = muladd(u, p, _EP7)
+    p = muladd(u, p, _EP6)
+    p = muladd(u, p, _EP5)
+    p = muladd(u, p, _EP4)
+    p = muladd(u, p, _EP3)
+    p = muladd(u, p, _EP2)
+    p = muladd(u, p, _EP1)
+    p = muladd(u, p, _EP0)
+    one = _ONE_D
+    if a >= _ERF_ONE_D:
+        p = one
+    if d < 0:
+        p = -p
+    res = p
+    if a < _ERF_NEAR_D:
+        res = d * q
+    if not a <= _INF_D:  # NaN
+        res = d
+    return F32(res)
 
 
 @vectorizable

@@ -8,6 +8,7 @@ from __future__ import annotations
 from graphc import config
 
 config.prefer_fast_blas()  # before anything loads scipy's OpenBLAS
+config.quiet_blas_threads()
 
 import graphc.ops  # noqa: F401 - registers every op
 from graphc import optim

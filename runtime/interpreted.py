@@ -97,9 +97,26 @@ def _shim() -> pytypes.SimpleNamespace:
 
 
 def python_entry(generated: Generated) -> Callable[..., Any]:
-    """The entry function of `generated`, run as Python (see the module docstring)."""
+    """The entry function of `generated`, run as Python (see the module docstring), with
+    each library helper on every thread replaced by its one-thread twin."""
     module, entry, _ = _entry_tree(generated)
-    return _function(module, entry)
+    return _function(module, entry, **_one_thread(module))
+
+
+def _one_thread(module: Any) -> dict[str, pytypes.SimpleNamespace]:
+    """The entry module's library aliases with each helper ``K_par_c`` (on every thread,
+    a parallel compile) bound to its twin ``K_c``, which gives the same results bit for
+    bit (kernels/cpu/nn.py): the Python entry answers before the compiled entry, and
+    calling the twins spares the parallel compiles before the first result."""
+    aliases = {}
+    for alias in _library_aliases(module):
+        names = dict(vars(vars(module)[alias]))
+        for name in list(names):
+            twin = name.removesuffix("_par_c") + "_c"
+            if name.endswith("_par_c") and twin in names:
+                names[name] = names[twin]
+        aliases[alias] = pytypes.SimpleNamespace(**names)
+    return aliases
 
 
 # ------------------------------------------------------------------ profiling
@@ -225,7 +242,7 @@ def helper_calls(generated: Generated, args: Sequence[Any]) -> list[tuple[Any, t
     # no compiled code runs on the garbage values (it does not check bounds): the dry
     # run stops at the first helper whose result is used; a statement may also fail on
     # garbage; what was found so far stands
-    guarded = {alias: _Guarded(vars(module)[alias]) for alias in _library_aliases(module)}
+    guarded = {alias: _Guarded(twins) for alias, twins in _one_thread(module).items()}
     guarded["lib"] = _Guarded(_shim())
     with contextlib.suppress(Exception):
         _function(module, entry, _dry_=dry, **guarded)(*args)

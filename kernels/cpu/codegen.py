@@ -170,9 +170,12 @@ class Writer(EntryWriter):
 
     target = "cpu"
 
-    def __init__(self, program: planning.Program, parallel: bool, min_parallel: int) -> None:
+    def __init__(
+        self, program: planning.Program, parallel: bool, min_parallel: int, threads: bool = False
+    ) -> None:
         super().__init__(program)
-        self.parallel = parallel
+        self.parallel = parallel  # loop kernels split across threads
+        self.threads = threads  # library helpers (convolutions, pools) split across threads
         self.min_parallel = min_parallel
         # by module name and parameter types (one per overload), in order of first use;
         # the entry's comments call the i-th `k<i>`
@@ -471,7 +474,10 @@ def _comment(line: str) -> bool:
 def generate(program: planning.Program, *, parallel: bool, min_parallel: int) -> Generated:
     """The module source of `program` (see the module docstring)."""
     emitters.load(Writer.target)  # (and the libraries every module imports)
-    w = Writer(program, parallel and not _calls_blas(program), min_parallel)
+    # (the helpers split a batch across threads, each slice's small GEMMs on its own
+    # thread: they run beside OpenBLAS's pool, which sleeps soon after its GEMMs, see
+    # graphc/config.py; loop kernels split in graphs that call BLAS fought that pool)
+    w = Writer(program, parallel and not _calls_blas(program), min_parallel, threads=parallel)
     body = w.write()
     takes = (bool(program.dims), bool(program.buffers))
     params = [name for name, wanted in zip(("dims", "arena"), takes, strict=True) if wanted]

@@ -21,6 +21,8 @@ from graphc.types import Dim, TensorType
 class Emitter(Protocol):
     """What an emitter may ask of the code generator."""
 
+    threads: bool  # whether the entry may run library helpers on every thread (prange)
+
     def arg(self, value: Value) -> str:
         """The expression naming the array that holds `value` (any strides for views)."""
 

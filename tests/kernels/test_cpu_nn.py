@@ -348,9 +348,10 @@ class RecordingEmitter:
     value ``v<node id>``, each output ``out``, and records the lines; the types come
     from the graph being built."""
 
-    def __init__(self, builder: GraphBuilder) -> None:
+    def __init__(self, builder: GraphBuilder, threads: bool = False) -> None:
         self.lines: list[str] = []
         self.type_of = builder.type_of
+        self.threads = threads
 
     def arg(self, value: Value) -> str:
         return f"v{value.node}"

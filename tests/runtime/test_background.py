@@ -297,6 +297,36 @@ def test_library_helpers_compile_with_the_kernels(held, monkeypatch) -> None:
     np.testing.assert_array_equal(twin(feed), second)
 
 
+def test_the_python_entry_runs_the_threaded_helpers_twins_bit_for_bit(
+    held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the entry splits convolutions and pools across threads (K_par_c), the
+    Python entry calls their one-thread twins (K_c, no parallel compile before the first
+    result) and a training run gives the eager run's bits, before and after the switch."""
+    monkeypatch.setenv("GRAPHC_PARALLEL", "1")
+    background, eager = _conv_step("background"), _conv_step("eager")
+    assert "nnk.conv2d_par_c(" in background.source
+    assert "nnk.max_pool2d_2x2_par_c(" in background.source
+    rng = np.random.default_rng(5)
+    feeds = [rng.standard_normal((n, 2, 8, 8)).astype(np.float32) for n in (7, 20, 1, 7)]
+    got = [background(f) for f in feeds[:2]]
+    assert background.compiled == "interpreted"
+    helpers = {c.name for c in background.report().kernels if c.what == "library helper"}
+    assert "graphc.kernels.cpu.nn.conv2d_c" in helpers
+    assert not any(name.endswith("_par_c") for name in helpers)
+    held[0].done.set()
+    assert background.wait(timeout=120)
+    assert background.compiled == "native"
+    got += [background(f) for f in feeds[2:]]
+    want = [eager(f) for f in feeds]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        next(iter(background._variables.values())).get_state(),
+        next(iter(eager._variables.values())).get_state(),
+    )
+
+
 def test_the_python_entry_multiplies_with_the_compiled_entrys_blas(
     held, monkeypatch: pytest.MonkeyPatch
 ) -> None:

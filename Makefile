@@ -64,20 +64,30 @@ format: install
 	$(BIN)/ruff check --select I --fix .
 	$(BIN)/ruff format .
 
-# W1-W6 of PERFORMANCE.md against numpy eager (and torch when installed), with the
-# physical limits, at 1 and 2 threads; `make bench BENCH_ARGS=--quick` for a short run.
+# The peers the benchmarks compare graphc with (torch 2.13.0 CPU, jax, onnxruntime: the
+# `bench` extra) go into the venv only for the bench targets, never for install or test.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -e '.[dev,examples,bench]'
+	touch $@
+
+# W1-W8 of PERFORMANCE.md: W1-W6 against numpy eager, torch eager, jax.jit and
+# onnxruntime, with the physical limits, then the W7 and W8 training steps against torch
+# eager, torch.compile and jax.jit, at 1 and 2 threads; `make bench BENCH_ARGS=--quick`
+# for a short run, BENCH_ARGS="--only W7,W8" for some workloads.
 BENCH_ARGS ?=
 
-bench: install
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-# cold and warm first calls (chain, W5, W7, W8) against jax.jit where jax is importable
-bench-compile: install
+# cold and warm first calls (chain, W5, W7, W8) against jax.jit
+bench-compile: $(BENCH_STAMP)
 	$(BIN)/python bench/compile_time.py $(BENCH_ARGS)
 
 # the steady W7 and W8 training steps against PyTorch eager, torch.compile and jax.jit
-# (BENCH_ARGS="--peer-python PATH" names a python that has them).
-bench-steps: install
+# (in the venv; BENCH_ARGS="--peer-python PATH" names another python that has them).
+bench-steps: $(BENCH_STAMP)
 	$(BIN)/python bench/steps.py $(BENCH_ARGS)
 
 # the workloads on an NVIDIA GPU against PyTorch CUDA (needs graphc[cuda] and torch)

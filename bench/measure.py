@@ -4,10 +4,13 @@
 
 run.py starts one such process per (system, thread count), with NUMBA_NUM_THREADS,
 OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set to the thread count
-before anything loads. Systems: graphc, numpy, torch, and limits (the physical
-limits of limits.py). Before a workload is timed, graphc's and torch's results are
-checked against numpy's; a workload that fails its check or raises is reported as
-an error instead of a time, and the others still run.
+before anything loads (for jax also XLA_FLAGS, and JAX_PLATFORMS=cpu). Systems:
+graphc, numpy, torch (eager), jax (jax.jit), ort (an onnxruntime InferenceSession with
+intra_op_num_threads set to the thread count) and limits (the physical limits of
+limits.py). Before a workload is timed, every system's result is checked against
+numpy's; a workload that fails its check or raises is reported as an error instead of
+a time, and the others still run. A workload a system cannot run (W2 in onnxruntime)
+is reported as not applicable.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import timing
 import workloads
 
 WORKLOADS = ("W1", "W2", "W3 b256", "W3 b1", "W4", "W6")
+SYSTEMS = ("graphc", "numpy", "torch", "jax", "ort", "limits")
 
 # A preparation builds (and checks) one workload and returns the call to time plus
 # what the check found; a limit measures itself and returns its result directly.
@@ -189,6 +193,109 @@ def _torch_preparations() -> dict[str, Callable[[], Prepared]]:
     return {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
 
 
+# --- jax.jit ----------------------------------------------------------------------------
+
+
+def _jax_preparations() -> dict[str, Callable[[], Prepared]]:
+    import jax_workloads as jw
+
+    def w1() -> Prepared:
+        x, y = workloads.w1_data()
+        fn = jw.w1(x, y)
+        error = workloads.check_close(
+            "W1", np.asarray(fn()), workloads.numpy_w1(x, y), rtol=1e-4, atol=1e-5
+        )
+        return fn, {"check": error}
+
+    def w2() -> Prepared:
+        params = workloads.mlp_params()
+        images, labels = workloads.mlp_batch(workloads.W2_BATCH)
+        step, parameters = jw.w2_train_step(params, images, labels)
+        reference = params.copy()
+        losses = []
+        for i in range(2):
+            wanted = workloads.numpy_train_step(reference, images, labels)
+            losses.append(workloads.check_loss(f"W2 step {i + 1}", step(), wanted))
+        for j, (parameter, wanted) in enumerate(
+            zip(parameters(), reference.as_list(), strict=True)
+        ):
+            workloads.check_close(
+                f"W2 parameter {j} after 2 steps",
+                np.asarray(parameter),
+                wanted,
+                rtol=1e-4,
+                atol=1e-6,
+            )
+        return step, {"loss_relative_differences": losses}
+
+    def w3(batch: int) -> Callable[[], Prepared]:
+        def prepare() -> Prepared:
+            params = workloads.mlp_params()
+            images, _ = workloads.mlp_batch(batch)
+            fn = jw.w3_predict(params, images)
+            wanted = workloads.numpy_mlp_forward(params, images)
+            error = workloads.check_close(
+                f"W3 b{batch}", np.asarray(fn()), wanted, rtol=1e-3, atol=1e-4
+            )
+            return fn, {"check": error}
+
+        return prepare
+
+    def w4() -> Prepared:
+        x = workloads.w4_data()
+        fn = jw.w4(x)
+        return fn, {"check": workloads.check_close("W4", fn(), workloads.numpy_w4(x), rtol=0.0)}
+
+    def w6() -> Prepared:
+        x = workloads.w6_data()
+        fn = jw.w6(x)
+        error = workloads.check_close(
+            "W6", np.asarray(fn()), workloads.numpy_w6(x), rtol=1e-4, atol=1e-8
+        )
+        return fn, {"check": error}
+
+    return {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
+
+
+# --- onnxruntime ------------------------------------------------------------------------
+
+ORT_NOT_APPLICABLE = {"W2": "onnxruntime's InferenceSession does not train"}
+
+
+def _ort_preparations(threads: int) -> dict[str, Callable[[], Prepared]]:
+    import ort_workloads as ow
+
+    def w1() -> Prepared:
+        x, y = workloads.w1_data()
+        fn = ow.w1(x, y, threads)
+        error = workloads.check_close("W1", fn(), workloads.numpy_w1(x, y), rtol=1e-4, atol=1e-5)
+        return fn, {"check": error}
+
+    def w3(batch: int) -> Callable[[], Prepared]:
+        def prepare() -> Prepared:
+            params = workloads.mlp_params()
+            images, _ = workloads.mlp_batch(batch)
+            fn = ow.w3_predict(params, images, threads)
+            wanted = workloads.numpy_mlp_forward(params, images)
+            error = workloads.check_close(f"W3 b{batch}", fn(), wanted, rtol=1e-3, atol=1e-4)
+            return fn, {"check": error}
+
+        return prepare
+
+    def w4() -> Prepared:
+        x = workloads.w4_data()
+        fn = ow.w4(x, threads)
+        return fn, {"check": workloads.check_close("W4", fn(), workloads.numpy_w4(x), rtol=0.0)}
+
+    def w6() -> Prepared:
+        x = workloads.w6_data()
+        fn = ow.w6(x, threads)
+        error = workloads.check_close("W6", fn(), workloads.numpy_w6(x), rtol=1e-4, atol=1e-8)
+        return fn, {"check": error}
+
+    return {"W1": w1, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
+
+
 # --- running ----------------------------------------------------------------------------
 
 
@@ -247,6 +354,17 @@ def _environment(system: str, threads: int) -> dict[str, Any]:
 
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+    if "jax" in sys.modules:
+        import jax
+
+        info["jax"] = jax.__version__
+        info["jax_devices"] = [str(device) for device in jax.devices()]
+        info["env"] |= {name: os.environ.get(name) for name in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    if "onnxruntime" in sys.modules:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+        info["ort_intra_op_threads"] = threads
     if "graphc" in sys.modules:
         import graphc
 
@@ -278,7 +396,7 @@ def _blas_info() -> list[dict[str, Any]] | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--system", required=True, choices=("graphc", "numpy", "torch", "limits"))
+    parser.add_argument("--system", required=True, choices=SYSTEMS)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--out", required=True, help="where to write the JSON results")
     parser.add_argument("--quick", action="store_true", help="short time budgets")
@@ -291,18 +409,33 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.system == "jax":
+        # before jax loads: the CPU only, and the configuration's threads (run.py sets both)
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        if "XLA_FLAGS" not in os.environ:
+            import steps
+
+            os.environ["XLA_FLAGS"] = steps.xla_flags(args.threads)
     jobs: dict[str, Callable[[], Any]]
+    not_applicable: dict[str, str] = {}
     if args.system == "limits":
         jobs = _limit_measurements(budget_s)
+    elif args.system == "ort":
+        jobs, not_applicable = _ort_preparations(args.threads), ORT_NOT_APPLICABLE
     else:
         preparations = {
             "graphc": _graphc_preparations,
             "numpy": _numpy_preparations,
             "torch": _torch_preparations,
+            "jax": _jax_preparations,
         }
         jobs = preparations[args.system]()
     results = {
-        name: _run_one(args.system, name, jobs[name], budget_s)
+        name: (
+            {"not_applicable": not_applicable[name]}
+            if name in not_applicable
+            else _run_one(args.system, name, jobs[name], budget_s)
+        )
         for name in WORKLOADS
         if name in selected
     }

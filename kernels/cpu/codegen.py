@@ -589,6 +589,7 @@ def emit_epilogue(
 
 def _loop_call(w: Writer, node: Node, spec: loops.LoopSpec, args: list[Arg]) -> None:
     """Write the loop kernel `spec` and run it with `args` and the node's outputs."""
+    spec, args = _unit_strides(w, spec, args)
     what = " -> ".join(step[0] for step in spec.body)
     out_type = w.type_of(node.outputs[0])
     shape = spec.shape
@@ -621,6 +622,37 @@ def _loop_call(w: Writer, node: Node, spec: loops.LoopSpec, args: list[Arg]) -> 
         w.run_kernel(source, args, size, size, n, what, node=node, rows=rows)
     else:
         w.run_kernel(source, args, w.dim(shape[0]), w.size(out_type), n, what, node=node)
+
+
+def _unit_strides(
+    w: Writer, spec: loops.LoopSpec, args: list[Arg]
+) -> tuple[loops.LoopSpec, list[Arg]]:
+    """`spec` and `args` with every operand spanning the loop along each axis whose size
+    only the run time tells apart from the loop's or 1 (x.0 against y.0 in x + y): the
+    entry broadcasts such an operand and copies it, in the rare call whose sizes differ,
+    so that the kernel reads every operand at unit stride. (Read as a[i * s] with s 0
+    or 1, LLVM vectorized the loads into gathers: W1 19.5 ms, 7.9 ms at unit stride.)"""
+    operands, args = list(spec.operands), list(args)
+    rank = len(spec.shape)
+    read = {a for _, step_args, _ in spec.body for a in step_args}  # (a fused product's
+    # own operands come along unread)
+    for i, t in enumerate(spec.operands):
+        if i not in read or i in spec.scalars or i == spec.panel or not 0 < t.ndim <= rank:
+            continue
+        loop = spec.shape[rank - t.ndim :]
+        full = tuple(
+            size if d not in (1, size) and not isinstance(d, int) else d
+            for d, size in zip(t.shape, loop, strict=True)
+        )
+        if full == tuple(t.shape):
+            continue
+        operands[i] = TensorType(t.dtype, full)
+        name, shape = w.temp("spanning"), w.shape(operands[i])
+        w.line(f"{name} = {args[i].expr}")
+        w.line(f"if {name}.shape != {shape}:")
+        w.line(f"    {name} = np.ascontiguousarray(np.broadcast_to({name}, {shape}))")
+        args[i] = replace(args[i], expr=name)
+    return replace(spec, operands=tuple(operands)), args
 
 
 def _written_into(spec: loops.LoopSpec, args: list[Arg], expr: str, t: TensorType) -> int | None:

@@ -3,7 +3,9 @@ space, optionally ending in a reduction, as numba source.
 
 Part of graphc.kernels. A kernel reads its operands with numpy broadcasting: an
 operand axis of size 1 is read at index 0, an axis of the iteration size at the loop
-index, and an axis whose size is only known at run time at `index * (size != 1)`.
+index, and an axis whose size is only known at run time at `index * (size != 1)` (the
+entry spans such operands over the loop first, codegen._unit_strides, so that only a
+matmul epilogue's operands still come here: gathered loads are slow).
 When every operand covers the whole iteration space and is C-contiguous, the loops
 collapse into one flat loop. The first loop runs over [lo, hi) so the entry function
 can split it across threads. Every value in the body has its exact dtype (see

@@ -29,7 +29,21 @@ from graphc.kernels.plan import LOOP_OPS
 from graphc.registry import lookup
 from graphc.types import Dim, TensorType
 
-PANEL = 64  # rows of a matmul computed before its epilogue runs over them (stay in cache)
+# A fused matmul computes PANEL_ROWS rows of its product, then runs its epilogue over
+# them while they are in cache: as many rows as PANEL_BYTES of product hold, within
+# [MIN, MAX]. Larger panels are larger, faster GEMMs (W3 b256, 784->512->512: 3.13 ms
+# with 64 rows, 2.37 ms with 256; W8 the same either way); a wide product keeps them
+# small enough to stay in the L2 cache.
+PANEL_BYTES = 1 << 20
+PANEL_ROWS_MIN, PANEL_ROWS_MAX = 64, 256
+
+
+def panel_rows(cols: Dim, itemsize: int) -> int:
+    """The rows of a product panel with `cols` columns of `itemsize` bytes."""
+    if not isinstance(cols, int) or cols <= 0:
+        return PANEL_ROWS_MIN
+    rows = PANEL_BYTES // (cols * itemsize) // 8 * 8
+    return max(PANEL_ROWS_MIN, min(PANEL_ROWS_MAX, rows))
 
 
 @emits(*LOOP_OPS)
@@ -256,7 +270,7 @@ def _without_product(body: tuple, n_in: int) -> tuple[int, tuple, dict[int, int]
 
 
 def _fused_matmul(w: Writer, node: Node) -> None:
-    """A matmul and its epilogue. 2-D float products run by panels of PANEL rows, each
+    """A matmul and its epilogue. 2-D float products run by panels of rows (panel_rows), each
     finished by the epilogue while in cache; others compute the product whole first."""
     body, results = node.attrs["body"], node.attrs["results"]
     n_in = len(node.inputs)
@@ -306,11 +320,12 @@ def _panel_kernel(
             f"    epilogue({', '.join([*inputs, 'mm', *outs])}, lo, hi, n)",
         ]
     else:
+        rows = panel_rows(product.shape[-1], product.dtype.itemsize)
         lines = [
-            f"    # a{ia} @ a{ib} by panels of {PANEL} rows, each finished by the epilogue",
-            f"    mm = lib.scratch(min({PANEL}, hi - lo), a{ib}.shape[1], {dtype})",
-            f"    for start in range(lo, hi, {PANEL}):",
-            f"        stop = min(start + {PANEL}, hi)",
+            f"    # a{ia} @ a{ib} by panels of {rows} rows, each finished by the epilogue",
+            f"    mm = lib.scratch(min({rows}, hi - lo), a{ib}.shape[1], {dtype})",
+            f"    for start in range(lo, hi, {rows}):",
+            f"        stop = min(start + {rows}, hi)",
             f"        lib.dot_rows(a{ia}, a{ib}, mm, start, stop)",
             f"        epilogue({', '.join([*inputs, 'mm', *outs])}, start, stop, n)",
         ]

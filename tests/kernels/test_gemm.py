@@ -87,3 +87,26 @@ def test_a_fused_product_reads_a_transposed_operand_in_place(tokens, rows) -> No
     )
     want = gc.function([x, g, w], update, device="reference")(*args)
     np.testing.assert_allclose(f(*args), want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "panel"), [(600, 6, 256), (150, 8192, 64), (70, 1024, 256)]
+)
+def test_a_fused_product_runs_by_panels_sized_to_its_width(rows, cols, panel) -> None:
+    # panels of up to 1 MiB of product rows, within [64, 256] rows: several panels and a
+    # partial last one (600 rows), the narrowest panel for a wide product, one panel
+    from graphc.kernels.cpu import ops
+
+    assert ops.panel_rows(cols, 4) == panel
+    x = gc.placeholder((None, 5), "float32", name="x")
+    w = gc.placeholder((5, cols), "float32", name="w")
+    out = gc.relu(x @ w + 0.5)
+    f = gc.function([x, w], out, device="cpu")
+    assert f"by panels of {panel} rows" in f.source
+    rng = np.random.default_rng(rows)
+    args = (
+        rng.standard_normal((rows, 5)).astype(np.float32),
+        rng.standard_normal((5, cols)).astype(np.float32),
+    )
+    want = gc.function([x, w], out, device="reference")(*args)
+    np.testing.assert_allclose(f(*args), want, rtol=2e-5, atol=2e-5)

@@ -171,11 +171,17 @@ class Writer(EntryWriter):
     target = "cpu"
 
     def __init__(
-        self, program: planning.Program, parallel: bool, min_parallel: int, threads: bool = False
+        self,
+        program: planning.Program,
+        parallel: bool,
+        min_parallel: int,
+        threads: bool = False,
+        rows: bool = False,
     ) -> None:
         super().__init__(program)
         self.parallel = parallel  # loop kernels split across threads
         self.threads = threads  # library helpers (convolutions, pools) split across threads
+        self.rows = rows  # row-wise neighbours run chunk by chunk on one thread too
         self.min_parallel = min_parallel
         # by module name and parameter types (one per overload), in order of first use;
         # the entry's comments call the i-th `k<i>`
@@ -255,10 +261,10 @@ class Writer(EntryWriter):
         anything but a column), so it may share a `prange` with its row-wise neighbours."""
         small = work.isdigit() and int(work) < self.min_parallel
         chunk = _Chunked(source, args, extent, work, n, node, rows, what)
-        if not self.parallel or node is None or small:
+        if node is None or small:
             self.line(_serial_call(self, chunk))
-        else:
-            self.lines.append(chunk)  # written serially or in parallel by _expand
+        else:  # written alone, or with its row-wise neighbours, by _expand
+            self.lines.append(chunk)
 
 
 @dataclass(frozen=True)
@@ -307,9 +313,12 @@ def _expand(w: Writer) -> list[str]:
             continue
         members = [k for k in piece if isinstance(k, _Chunked)]
         weight = max(k.weight for k in members)
-        if len(groups) <= MAX_PARALLEL or weight >= PARALLEL_WEIGHT:
+        parallel = w.parallel and (len(groups) <= MAX_PARALLEL or weight >= PARALLEL_WEIGHT)
+        if parallel or (w.rows and len(members) > 1):
+            # (on one thread too, neighbours run chunk by chunk while the chunk is in
+            # cache: W6's softmax on one thread, five passes over 16 MB: 6.8 -> 4.9-5.6 ms)
             out += [item for item in piece if isinstance(item, Binding)]
-            out += _parallel_call(w, piece)
+            out += _parallel_call(w, piece, parallel)
         else:
             out += [_serial_call(w, k) if isinstance(k, _Chunked) else k for k in piece]
     return out
@@ -401,12 +410,13 @@ def _serial_call(w: Writer, k: _Chunked) -> str:
     return w.call_kernel(k.source, args, k.what, parallel=False)
 
 
-def _parallel_call(w: Writer, piece: list) -> list[str]:
+def _parallel_call(w: Writer, piece: list, parallel: bool = True) -> list[str]:
     """The call of a kernel running a `prange` over chunks of [0, extent) that runs every
     kernel of the group `piece` (_grouped) on each chunk in turn (one chunk when the work
-    is small). The members' bodies are pasted into the loop (inline.py), each after the
-    IR comments that came before it; the function's names depend only on its text, so
-    equal groups in any graph are one kernel."""
+    is small); not `parallel`: a `range`, on the calling thread. The members' bodies are
+    pasted into the loop (inline.py), each after the IR comments that came before it;
+    the function's names depend only on its text, so equal groups in any graph are one
+    kernel."""
     group: list[_Chunked] = []
     comments: list[list[str]] = []  # the IR comments before each member
     pending: list[str] = []
@@ -437,7 +447,9 @@ def _parallel_call(w: Writer, piece: list) -> list[str]:
         sizes = param(k.n)
         body += before
         body += inliner.statements(k.source, [*names, "lo", "hi", sizes])
-    options = f'cache=True, nogil=True, error_model="numpy", parallel={PARALLEL_OPTIONS}'
+    options = 'cache=True, nogil=True, error_model="numpy"'
+    if parallel:
+        options += f", parallel={PARALLEL_OPTIONS}"
     function = [
         f"@numba.njit({options})",
         f"def kernel({', '.join(params)}):",
@@ -445,11 +457,11 @@ def _parallel_call(w: Writer, piece: list) -> list[str]:
         # a fixed number of chunks: numba.get_num_threads() would make it uncacheable
         f"    step = max(1, (count + {CHUNKS - 1}) // {CHUNKS}) "
         f"if {total} >= {w.min_parallel} else max(1, count)",
-        "    for c in prange((count + step - 1) // step):",
+        f"    for c in {'prange' if parallel else 'range'}((count + step - 1) // step):",
         *["        " + line for line in body],
     ]
     what = " | ".join(k.what for k in group)
-    return [w.call_kernel("\n".join(function) + "\n", args, what, parallel=True)]
+    return [w.call_kernel("\n".join(function) + "\n", args, what, parallel=parallel)]
 
 
 BLAS_OPS = frozenset(
@@ -477,7 +489,11 @@ def generate(program: planning.Program, *, parallel: bool, min_parallel: int) ->
     # (the helpers split a batch across threads, each slice's small GEMMs on its own
     # thread: they run beside OpenBLAS's pool, which sleeps soon after its GEMMs, see
     # graphc/config.py; loop kernels split in graphs that call BLAS fought that pool)
-    w = Writer(program, parallel and not _calls_blas(program), min_parallel, threads=parallel)
+    # (and row groups on one thread only where no GEMM runs: a graph that calls BLAS
+    # is a larger graph, whose larger group functions cost more to compile than they
+    # saved: W7's first result 4.8 -> 5.1 s)
+    blas = _calls_blas(program)
+    w = Writer(program, parallel and not blas, min_parallel, threads=parallel, rows=not blas)
     body = w.write()
     takes = (bool(program.dims), bool(program.buffers))
     params = [name for name, wanted in zip(("dims", "arena"), takes, strict=True) if wanted]

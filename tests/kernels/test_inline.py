@@ -82,9 +82,11 @@ def test_kernels_that_differ_only_in_constants_are_one_kernel(monkeypatch) -> No
     x, h = _chain(12)
     f = gc.function([x], h, device="cpu")
     kernels = f._executable.generated.kernels
-    # 24 loops, 4 kernels: the first block's, the row max, every later block's (the
-    # constant is a parameter) and the last subtraction
-    assert len(kernels) == 4, [k.what for k in kernels]
+    # 24 loops, 3 kernels: the first block's, then row-wise neighbours four at a time
+    # (a row max and the next block, twice; the constant is a parameter), the last
+    # group ending in the final subtraction
+    assert len(kernels) == 3, [k.what for k in kernels]
+    assert kernels[1].what == "max | sub -> mul -> add -> tanh | max | sub -> mul -> add -> tanh"
     assert f.source.count("def entry(") == 1
     assert all(k.name in f.source for k in kernels)
     a = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
@@ -210,3 +212,27 @@ def test_a_graph_that_calls_blas_leaves_threading_to_blas(monkeypatch) -> None:
     a = np.random.default_rng(3).standard_normal((300, 8)).astype(np.float32)
     want = gc.function([r], gc.softmax(r @ w, axis=1), device="reference")(a)
     np.testing.assert_allclose(after_matmul(a), want, rtol=1e-5, atol=1e-6)
+
+
+def test_row_wise_neighbours_share_a_chunk_loop_on_one_thread_too(monkeypatch) -> None:
+    """Without threads, a softmax's kernels still run chunk by chunk of rows, each chunk
+    through all of them while it is in cache (a `range`, no `prange`); a graph that
+    calls BLAS keeps its kernels apart (larger groups cost more compile than they save)."""
+    monkeypatch.setenv("GRAPHC_PARALLEL", "0")
+    r = gc.placeholder((None, 8), "float32", name="r")
+    alone = gc.function([r], gc.softmax(r, axis=1), device="cpu")
+    assert "prange(" not in alone.source
+    groups = [k for k in alone._executable.generated.kernels if " | " in k.what]
+    assert len(groups) == 1
+    assert groups[0].what.startswith("max | ")
+    assert not groups[0].parallel
+    assert "for c in range(" in groups[0].source
+    w = np.random.default_rng(2).standard_normal((8, 8)).astype(np.float32)
+    after_matmul = gc.function([r], gc.softmax(r @ w, axis=1), device="cpu")
+    assert not [k for k in after_matmul._executable.generated.kernels if " | " in k.what]
+    rng = np.random.default_rng(3)
+    for rows in (0, 1, 300, 5000):  # (one chunk, and 64 chunks of 79 or 78 rows)
+        a = rng.standard_normal((rows, 8)).astype(np.float32)
+        a[rows // 2 :, 3] = np.nan if rows else 0.0
+        want = gc.function([r], gc.softmax(r, axis=1), device="reference")(a)
+        np.testing.assert_allclose(alone(a), want, rtol=1e-5, atol=1e-6)

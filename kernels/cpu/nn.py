@@ -836,13 +836,14 @@ def _call(
     entry: the public form's own np.ascontiguousarray would cost 0.2-0.35 s more to
     compile, before the first result, where the entry's compiles beside the calls."""
     arrays = ", ".join(f"np.ascontiguousarray({e.arg(v)})" for v in operands)
-    e.line(f"nnk.{_form(e, node, kernel_name)}({arrays}, {e.out(node)}, {attrs})")
+    e.line(f"nnk.{_form(e, operands[0], kernel_name)}({arrays}, {e.out(node)}, {attrs})")
 
 
-def _form(e: Emitter, node: Node, kernel_name: str) -> str:
+def _form(e: Emitter, batched: Value, kernel_name: str) -> str:
     """The form of a kernel the entry calls: on every thread (``K_par_c``) where the
-    entry may use threads and the batch may have more than one entry, else ``K_c``."""
-    batch = node.type.shape[0]
+    entry may use threads and the batch (axis 0 of its first operand, `batched`) may
+    have more than one entry, else ``K_c``."""
+    batch = e.type_of(batched).shape[0]
     split = e.threads and not (isinstance(batch, int) and batch < 2)
     return f"{kernel_name}_par_c" if split else f"{kernel_name}_c"
 
@@ -878,7 +879,7 @@ def _emit_max_pool2d(e: Emitter, node: Node) -> None:
     (x,) = node.inputs
     if _tiles_2x2(e, node, x):
         xc = f"np.ascontiguousarray({e.arg(x)})"
-        e.line(f"nnk.{_form(e, node, 'max_pool2d_2x2')}({xc}, {e.out(node)})")
+        e.line(f"nnk.{_form(e, x, 'max_pool2d_2x2')}({xc}, {e.out(node)})")
         return
     _call(e, node, "max_pool2d", node.inputs, _pool_args(node.attrs))
 
@@ -902,7 +903,7 @@ def _emit_max_pool2d_grad(e: Emitter, node: Node) -> None:
     x, g = node.inputs
     if _tiles_2x2(e, node, x):
         xc, gc = (f"np.ascontiguousarray({e.arg(v)})" for v in (x, g))
-        e.line(f"nnk.{_form(e, node, 'max_pool2d_grad_2x2')}({xc}, {gc}, {e.out(node)})")
+        e.line(f"nnk.{_form(e, x, 'max_pool2d_grad_2x2')}({xc}, {gc}, {e.out(node)})")
         return
     _call(e, node, "max_pool2d_grad", (x, g), _pool_args(node.attrs))
 

@@ -104,15 +104,21 @@ def test_the_emitters_split_a_batch_only_with_threads_and_more_than_one_entry(
     threads: bool, batch: int | str, form: str
 ) -> None:
     builder = GraphBuilder()
-    x = builder.add1(
-        "placeholder", (), {"name": "x", "dtype": "float32", "shape": (batch, 2, 8, 8)}
-    )
-    w = builder.add1("placeholder", (), {"name": "w", "dtype": "float32", "shape": (3, 2, 3, 3)})
+    x = _placeholder(builder, "x", (batch, 2, 8, 8))
+    # one output channel: the weight gradient's own first axis does not count, the
+    # batch of x does
+    w = _placeholder(builder, "w", (1, 2, 3, 3))
     attrs = {"stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (1, 1), "groups": 1}
     conv = builder.add1("conv2d", (x, w), attrs)
+    weight_grad = builder.add1("conv2d_grad_weight", (x, conv, w), attrs)
     pool = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False}
     pooled = builder.add1("max_pool2d", (x,), pool)
-    for value, name in ((conv, "nnk.conv2d"), (pooled, "nnk.max_pool2d_2x2")):
+    emitted = (
+        (conv, "nnk.conv2d"),
+        (weight_grad, "nnk.conv2d_grad_weight"),
+        (pooled, "nnk.max_pool2d_2x2"),
+    )
+    for value, name in emitted:
         emitter = _Lines(builder, threads)
         emitter_of("cpu", builder.node(value).op).emit(emitter, builder.node(value))
         (line,) = emitter.lines

@@ -489,9 +489,9 @@ def generate(program: planning.Program, *, parallel: bool, min_parallel: int) ->
     # (the helpers split a batch across threads, each slice's small GEMMs on its own
     # thread: they run beside OpenBLAS's pool, which sleeps soon after its GEMMs, see
     # graphc/config.py; loop kernels split in graphs that call BLAS fought that pool)
-    # (and row groups on one thread only where no GEMM runs: a graph that calls BLAS
-    # is a larger graph, whose larger group functions cost more to compile than they
-    # saved: W7's first result 4.8 -> 5.1 s)
+    # (and row groups on one thread only where no GEMM runs: in graphs that call BLAS,
+    # larger graphs, the larger group functions cost more to compile than they saved:
+    # W7's first result rose 0.2-0.3 s)
     blas = _calls_blas(program)
     w = Writer(program, parallel and not blas, min_parallel, threads=parallel, rows=not blas)
     body = w.write()

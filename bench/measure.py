@@ -131,169 +131,100 @@ def _numpy_preparations() -> dict[str, Callable[[], Prepared]]:
     return {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
 
 
-# --- torch eager ------------------------------------------------------------------------
+# --- the peers: torch eager, jax.jit, onnxruntime ---------------------------------------
+
+
+def _peer_preparations(
+    peer: Any,
+    as_numpy: Callable[[Any], np.ndarray],
+    extra: tuple = (),
+    parameters_now: Callable[[Any], list] = lambda parameters: parameters,
+) -> dict[str, Callable[[], Prepared]]:
+    """The preparations of a peer's workload module (torch_workloads, jax_workloads,
+    ort_workloads): each builder is called with the shared data and `extra` (ORT's thread
+    count), and its results, made numpy arrays by `as_numpy`, are checked against
+    numpy's. A module without `w2_train_step` does not train (no W2)."""
+
+    def w1() -> Prepared:
+        x, y = workloads.w1_data()
+        fn = peer.w1(x, y, *extra)
+        error = workloads.check_close(
+            "W1", as_numpy(fn()), workloads.numpy_w1(x, y), rtol=1e-4, atol=1e-5
+        )
+        return fn, {"check": error}
+
+    def w2() -> Prepared:
+        params = workloads.mlp_params()
+        images, labels = workloads.mlp_batch(workloads.W2_BATCH)
+        step, parameters = peer.w2_train_step(params, images, labels, *extra)
+        reference = params.copy()
+        losses = []
+        for i in range(2):
+            wanted = workloads.numpy_train_step(reference, images, labels)
+            losses.append(workloads.check_loss(f"W2 step {i + 1}", step(), wanted))
+        trained = zip(parameters_now(parameters), reference.as_list(), strict=True)
+        for j, (parameter, wanted) in enumerate(trained):
+            workloads.check_close(
+                f"W2 parameter {j} after 2 steps",
+                as_numpy(parameter),
+                wanted,
+                rtol=1e-4,
+                atol=1e-6,
+            )
+        return step, {"loss_relative_differences": losses}
+
+    def w3(batch: int) -> Callable[[], Prepared]:
+        def prepare() -> Prepared:
+            params = workloads.mlp_params()
+            images, _ = workloads.mlp_batch(batch)
+            fn = peer.w3_predict(params, images, *extra)
+            wanted = workloads.numpy_mlp_forward(params, images)
+            error = workloads.check_close(
+                f"W3 b{batch}", as_numpy(fn()), wanted, rtol=1e-3, atol=1e-4
+            )
+            return fn, {"check": error}
+
+        return prepare
+
+    def w4() -> Prepared:  # (numpy in, numpy out, as graphc's call)
+        x = workloads.w4_data()
+        fn = peer.w4(x, *extra)
+        return fn, {"check": workloads.check_close("W4", fn(), workloads.numpy_w4(x), rtol=0.0)}
+
+    def w6() -> Prepared:
+        x = workloads.w6_data()
+        fn = peer.w6(x, *extra)
+        error = workloads.check_close(
+            "W6", as_numpy(fn()), workloads.numpy_w6(x), rtol=1e-4, atol=1e-8
+        )
+        return fn, {"check": error}
+
+    preparations = {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
+    if not hasattr(peer, "w2_train_step"):
+        del preparations["W2"]
+    return preparations
 
 
 def _torch_preparations() -> dict[str, Callable[[], Prepared]]:
-    import torch_workloads as tw
+    import torch_workloads
 
-    def w1() -> Prepared:
-        x, y = workloads.w1_data()
-        fn = tw.w1(x, y)
-        error = workloads.check_close(
-            "W1", fn().numpy(), workloads.numpy_w1(x, y), rtol=1e-4, atol=1e-5
-        )
-        return fn, {"check": error}
-
-    def w2() -> Prepared:
-        params = workloads.mlp_params()
-        images, labels = workloads.mlp_batch(workloads.W2_BATCH)
-        step, parameters = tw.w2_train_step(params, images, labels)
-        reference = params.copy()
-        losses = []
-        for i in range(2):
-            wanted = workloads.numpy_train_step(reference, images, labels)
-            losses.append(workloads.check_loss(f"W2 step {i + 1}", step(), wanted))
-        for j, (parameter, wanted) in enumerate(zip(parameters, reference.as_list(), strict=True)):
-            workloads.check_close(
-                f"W2 parameter {j} after 2 steps",
-                parameter.detach().numpy(),
-                wanted,
-                rtol=1e-4,
-                atol=1e-6,
-            )
-        return step, {"loss_relative_differences": losses}
-
-    def w3(batch: int) -> Callable[[], Prepared]:
-        def prepare() -> Prepared:
-            params = workloads.mlp_params()
-            images, _ = workloads.mlp_batch(batch)
-            fn = tw.w3_predict(params, images)
-            wanted = workloads.numpy_mlp_forward(params, images)
-            error = workloads.check_close(
-                f"W3 b{batch}", fn().numpy(), wanted, rtol=1e-3, atol=1e-4
-            )
-            return fn, {"check": error}
-
-        return prepare
-
-    def w4() -> Prepared:
-        x = workloads.w4_data()
-        fn = tw.w4(x)
-        return fn, {"check": workloads.check_close("W4", fn(), workloads.numpy_w4(x), rtol=0.0)}
-
-    def w6() -> Prepared:
-        x = workloads.w6_data()
-        fn = tw.w6(x)
-        error = workloads.check_close(
-            "W6", fn().numpy(), workloads.numpy_w6(x), rtol=1e-4, atol=1e-8
-        )
-        return fn, {"check": error}
-
-    return {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
-
-
-# --- jax.jit ----------------------------------------------------------------------------
+    return _peer_preparations(torch_workloads, lambda tensor: tensor.detach().numpy())
 
 
 def _jax_preparations() -> dict[str, Callable[[], Prepared]]:
-    import jax_workloads as jw
+    import jax_workloads
 
-    def w1() -> Prepared:
-        x, y = workloads.w1_data()
-        fn = jw.w1(x, y)
-        error = workloads.check_close(
-            "W1", np.asarray(fn()), workloads.numpy_w1(x, y), rtol=1e-4, atol=1e-5
-        )
-        return fn, {"check": error}
+    # (its step returns a function of the current parameters: jax replaces them)
+    return _peer_preparations(jax_workloads, np.asarray, parameters_now=lambda now: now())
 
-    def w2() -> Prepared:
-        params = workloads.mlp_params()
-        images, labels = workloads.mlp_batch(workloads.W2_BATCH)
-        step, parameters = jw.w2_train_step(params, images, labels)
-        reference = params.copy()
-        losses = []
-        for i in range(2):
-            wanted = workloads.numpy_train_step(reference, images, labels)
-            losses.append(workloads.check_loss(f"W2 step {i + 1}", step(), wanted))
-        for j, (parameter, wanted) in enumerate(
-            zip(parameters(), reference.as_list(), strict=True)
-        ):
-            workloads.check_close(
-                f"W2 parameter {j} after 2 steps",
-                np.asarray(parameter),
-                wanted,
-                rtol=1e-4,
-                atol=1e-6,
-            )
-        return step, {"loss_relative_differences": losses}
-
-    def w3(batch: int) -> Callable[[], Prepared]:
-        def prepare() -> Prepared:
-            params = workloads.mlp_params()
-            images, _ = workloads.mlp_batch(batch)
-            fn = jw.w3_predict(params, images)
-            wanted = workloads.numpy_mlp_forward(params, images)
-            error = workloads.check_close(
-                f"W3 b{batch}", np.asarray(fn()), wanted, rtol=1e-3, atol=1e-4
-            )
-            return fn, {"check": error}
-
-        return prepare
-
-    def w4() -> Prepared:
-        x = workloads.w4_data()
-        fn = jw.w4(x)
-        return fn, {"check": workloads.check_close("W4", fn(), workloads.numpy_w4(x), rtol=0.0)}
-
-    def w6() -> Prepared:
-        x = workloads.w6_data()
-        fn = jw.w6(x)
-        error = workloads.check_close(
-            "W6", np.asarray(fn()), workloads.numpy_w6(x), rtol=1e-4, atol=1e-8
-        )
-        return fn, {"check": error}
-
-    return {"W1": w1, "W2": w2, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
-
-
-# --- onnxruntime ------------------------------------------------------------------------
 
 ORT_NOT_APPLICABLE = {"W2": "onnxruntime's InferenceSession does not train"}
 
 
 def _ort_preparations(threads: int) -> dict[str, Callable[[], Prepared]]:
-    import ort_workloads as ow
+    import ort_workloads
 
-    def w1() -> Prepared:
-        x, y = workloads.w1_data()
-        fn = ow.w1(x, y, threads)
-        error = workloads.check_close("W1", fn(), workloads.numpy_w1(x, y), rtol=1e-4, atol=1e-5)
-        return fn, {"check": error}
-
-    def w3(batch: int) -> Callable[[], Prepared]:
-        def prepare() -> Prepared:
-            params = workloads.mlp_params()
-            images, _ = workloads.mlp_batch(batch)
-            fn = ow.w3_predict(params, images, threads)
-            wanted = workloads.numpy_mlp_forward(params, images)
-            error = workloads.check_close(f"W3 b{batch}", fn(), wanted, rtol=1e-3, atol=1e-4)
-            return fn, {"check": error}
-
-        return prepare
-
-    def w4() -> Prepared:
-        x = workloads.w4_data()
-        fn = ow.w4(x, threads)
-        return fn, {"check": workloads.check_close("W4", fn(), workloads.numpy_w4(x), rtol=0.0)}
-
-    def w6() -> Prepared:
-        x = workloads.w6_data()
-        fn = ow.w6(x, threads)
-        error = workloads.check_close("W6", fn(), workloads.numpy_w6(x), rtol=1e-4, atol=1e-8)
-        return fn, {"check": error}
-
-    return {"W1": w1, "W3 b256": w3(256), "W3 b1": w3(1), "W4": w4, "W6": w6}
+    return _peer_preparations(ort_workloads, np.asarray, extra=(threads,))
 
 
 # --- running ----------------------------------------------------------------------------

@@ -22,9 +22,10 @@ It also says what each step computes, once for both backends, as a typed record 
 `Program.kernels` (parallel to `Program.steps`):
 
   Loop       an elementwise op, a reduction (sum, prod, max, min) or a fused group of
-             kind elementwise or reduction: operands (arrays, or scalar constants the
-             kernel takes as literals), body steps with their types, results,
-             iteration shape and the closing reduction
+             kind elementwise, reduction or row: operands (arrays, or scalar constants
+             the kernel takes as literals), body steps with their types, results,
+             iteration shape and the closing reduction (a row group: the count of
+             trailing axes its reductions run over, kernels/rows.py)
   Library    any other computing op (matmul, conv2d, sort, gather, a fused matmul...)
   View       an op with the "view" trait (transpose, slice, reshape, split, ...)
 
@@ -143,9 +144,12 @@ class Loop:
     outputs: tuple[Value, ...]
     shape: Shape  # the iteration space
     reduction: Reduction | None = None
+    row: int = 0  # a row group: its reductions run over the last `row` axes of `shape`
 
     @property
     def kind(self) -> str:
+        if self.row:
+            return "row"
         return "elementwise" if self.reduction is None else "reduction"
 
     @property
@@ -396,7 +400,7 @@ def _step_type(op: str, types: tuple[TensorType, ...], attrs: Attrs) -> TensorTy
 
 
 def _loop(g: Graph, n: Node) -> Loop:
-    """The Loop of an elementwise op, a reduction or a fused elementwise/reduction group.
+    """The Loop of an elementwise op, a reduction or a fused elementwise/reduction/row group.
 
     A single op is the one-step body `op(x0, x1, ...)`. Every one-element constant (an
     input, or a `constant` step of the body) becomes a scalar operand: the inputs keep
@@ -431,6 +435,11 @@ def _loop(g: Graph, n: Node) -> Loop:
         types.append(step.type)
         steps.append(step)
     results = tuple(where[r] for r in results)
+    if n.op == "fused" and n.attrs["kind"] == "row":
+        first = next(s for s in steps if s.op in LOOP_REDUCTIONS)
+        shape = types[first.args[0]].shape
+        row = len(normalized_axes(first.attrs["axes"], len(shape)))
+        return Loop(n.id, tuple(operands), tuple(steps), results, n.outputs, shape, row=row)
     if steps and steps[-1].op in LOOP_REDUCTIONS:
         last = steps[-1]
         (source,) = last.args

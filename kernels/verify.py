@@ -235,7 +235,9 @@ def _check_loop(program: Program, step: Node, loop: Loop) -> None:
             raise _fail(
                 program, step.id, f"loop result x{r} is {types[r]}, output {i} is {step.types[i]}"
             )
-    if loop.reduction is None:
+    if loop.row:
+        expected = _check_rows(program, step, loop, types)
+    elif loop.reduction is None:
         if loop.body and loop.body[-1].op in LOOP_REDUCTIONS:
             raise _fail(program, step.id, f"loop ends in {loop.body[-1].op} but has no reduction")
         expected = step.types[0].shape
@@ -247,6 +249,31 @@ def _check_loop(program: Program, step: Node, loop: Loop) -> None:
             step.id,
             f"loop runs over {format_shape(loop.shape)}, not {format_shape(expected)}",
         )
+
+
+def _check_rows(program: Program, step: Node, loop: Loop, types: list[TensorType]) -> Shape:
+    """A row loop: every reduction runs over the last `row` axes of the loop's shape and
+    keeps them, and every step's value has that shape or one value per row."""
+    shape, k = tuple(loop.shape), loop.row
+    rank = len(shape)
+    if not 0 < k < rank or loop.reduction is not None:
+        raise _fail(program, step.id, f"row loop over {format_shape(shape)} with {k} row axes")
+    trailing = tuple(range(rank - k, rank))
+    per_row = shape[: rank - k] + (1,) * k
+    for index, s in enumerate(loop.body, start=len(loop.operands)):
+        if s.op in LOOP_REDUCTIONS and (
+            tuple(types[s.args[0]].shape) != shape
+            or normalized_axes(s.attrs["axes"], rank) != trailing
+            or not s.attrs["keepdims"]
+        ):
+            raise _fail(program, step.id, f"row loop step x{index} ({s.op}) is not over its rows")
+        if tuple(s.type.shape) not in (shape, per_row):
+            raise _fail(
+                program,
+                step.id,
+                f"row loop step x{index} is {s.type}, not over {format_shape(shape)}",
+            )
+    return shape
 
 
 def _check_reduction(program: Program, step: Node, loop: Loop, types: list[TensorType]) -> Shape:

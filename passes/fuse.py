@@ -9,6 +9,12 @@ its values: the kernel then evaluates them at each broadcast position. A group a
   - the reduction (sum, prod, max, min) that is the only reader of its one result,
     so `sum(x * x)` reads x once and allocates nothing ("reduction" kind), and
   - the matmul whose result only the group reads, as its epilogue ("matmul" kind).
+Then row groups form ("row" kind): a reduction over trailing axes that keeps them
+(softmax's max and sum, layer norm's means) merges with the groups around it that
+run over the same rows: its input's shape ("vectors") or its own ("row scalars"),
+with the same leading axes. A softmax, a layer norm, a log-softmax and their
+gradients each become one kernel that takes a row at a time through its phases
+while the row is in cache (kernels/rows.py).
 Scalar constants are copied into the bodies (free to duplicate); nothing else is
 ever computed twice. A value of a group that is read outside it, or fetched, is a
 result of the fused node. Groups of a single elementwise op stay plain nodes.
@@ -45,6 +51,7 @@ class _Groups:
         self.members: dict[int, list[Node]] = {}
         self.kind: dict[int, str] = {}
         self.shape: dict[int, Shape] = {}
+        self.row: dict[int, tuple[Shape, int]] = {}  # a row group's (shape, row axes)
         self.position = {n.id: i for i, n in enumerate(g.nodes)}
         self.nodes = g.by_id
 
@@ -59,11 +66,11 @@ class _Groups:
         self.join(n, group)
         return group
 
-    def merged_is_acyclic(self, groups: list[int], n: Node) -> bool:
+    def merged_is_acyclic(self, groups: list[int], n: Node | None) -> bool:
         """Whether `groups` and `n` can be one kernel: no input read from outside the union
         may depend on the union, in the graph where every group is already one unit (two
         groups that are each fine can still wait on each other)."""
-        union = [m for group in groups for m in self.members[group]] + [n]
+        union = [m for group in groups for m in self.members[group]] + ([n] if n else [])
         inside = {m.id for m in union}
         outside = [v.node for m in union for v in m.inputs if v.node not in inside]
         return not self.reaches(outside, inside)
@@ -99,6 +106,7 @@ class _Groups:
             self.members[into].append(m)
         self.members[into].sort(key=lambda m: self.position[m.id])
         del self.kind[group], self.shape[group]
+        self.row.pop(group, None)
 
 
 def _differ_in_unknown_sizes(a: Shape, b: Shape) -> bool:
@@ -197,6 +205,102 @@ def _absorb_reduction(
         groups.kind[group] = "reduction"
 
 
+# a row group holds at most this many reductions: each is one more pass over the row,
+# and a longer kernel costs more to compile than it saves (a chain of 40 row-wise blocks
+# became one kernel of 40 passes that no two processes could share the compiling of);
+# groups of equal blocks are still one kernel up to their constants
+MAX_ROW_REDUCTIONS = 6
+RowShape = tuple[Shape, int]  # a row group's iteration shape and its count of row axes
+
+
+def _row_of(g: Graph, n: Node) -> RowShape | None:
+    """(shape, k) of a reduction over the k trailing axes of its input that keeps them,
+    with at least one leading axis and a row that is not all size 1; else None."""
+    if n.op not in ABSORBED_REDUCTIONS or not n.attrs.get("keepdims"):
+        return None
+    shape = tuple(g.type_of(n.inputs[0]).shape)
+    rank = len(shape)
+    axes = tuple(sorted({a % rank for a in n.attrs["axes"]})) if rank else ()
+    k = len(axes)
+    if not 0 < k < rank or axes != tuple(range(rank - k, rank)):
+        return None
+    if all(d == 1 for d in shape[rank - k :]) or all(d == 1 for d in shape[: rank - k]):
+        return None
+    return shape, k
+
+
+def row_role(t_shape: Shape, row: RowShape) -> str | None:
+    """How a value of `t_shape` takes part in rows of `row`: "vector" (it has the row
+    axes), "scalar" (one value per row), or None (it does not run over these rows)."""
+    shape, k = row
+    lead = len(shape) - k
+    if len(t_shape) != len(shape) or tuple(t_shape[:lead]) != tuple(shape[:lead]):
+        return None
+    if tuple(t_shape[lead:]) == tuple(shape[lead:]):
+        return "vector"
+    return "scalar" if all(d == 1 for d in t_shape[lead:]) else None
+
+
+def _fits_rows(g: Graph, groups: _Groups, group: int, row: RowShape) -> bool:
+    """Whether every member of `group` runs over the rows of `row`."""
+    kind = groups.kind[group]
+    members = groups.members[group]
+    if kind == "row":
+        return groups.row[group] == row
+    if kind == "reduction":
+        body, last = members[:-1], members[-1]
+        return _row_of(g, last) == row and all(
+            row_role(m.types[0].shape, row) == "vector" for m in body
+        )
+    return kind == "elementwise" and all(row_role(m.types[0].shape, row) for m in members)
+
+
+def _neighbours(g: Graph, groups: _Groups, group: int, readers: dict[Value, set[int]]) -> list[int]:
+    """The groups that feed `group` or read it, in node order."""
+    found: set[int] = set()
+    for m in groups.members[group]:
+        ids = [v.node for v in m.inputs] + [r for v in m.outputs for r in readers.get(v, ())]
+        found.update(groups.group_of[i] for i in ids if i in groups.group_of)
+    found.discard(group)
+    return sorted(found, key=lambda other: groups.position[groups.members[other][0].id])
+
+
+def _form_row_groups(g: Graph, groups: _Groups) -> None:
+    """Grow a row group from each reduction that keeps its trailing axes (_row_of): it
+    takes in every neighbouring group that runs over the same rows, while no outside
+    node comes between (the union stays acyclic)."""
+    readers = _readers(g)
+    rows = [(n, row) for n in g.nodes if (row := _row_of(g, n)) is not None]
+    for n, _ in rows:
+        if n.id not in groups.group_of:
+            groups.start(n, kind="reduction")
+    for n, row in rows:
+        seed = groups.group_of[n.id]
+        if not _fits_rows(g, groups, seed, row):
+            continue
+        grown = False
+        changed = True
+        while changed:
+            changed = False
+            for other in _neighbours(g, groups, seed, readers):
+                if not _fits_rows(g, groups, other, row):
+                    continue
+                reductions = sum(
+                    m.op in ABSORBED_REDUCTIONS
+                    for group in (seed, other)
+                    for m in groups.members[group]
+                )
+                if reductions > MAX_ROW_REDUCTIONS:
+                    continue
+                if not groups.merged_is_acyclic([seed, other], None):
+                    continue
+                groups.absorb(other, into=seed)
+                grown = changed = True
+        if grown or groups.kind[seed] == "row":
+            groups.kind[seed], groups.shape[seed] = "row", row[0]
+            groups.row[seed] = row
+
+
 def _absorb_reductions_and_matmuls(g: Graph, groups: _Groups) -> None:
     readers = _readers(g)
     for group in list(groups.members):
@@ -279,10 +383,12 @@ def _emit_group(
 
 @graph_pass("fuse")
 def fuse(g: Graph) -> PassResult:
-    """Group elementwise chains, their reductions and matmul epilogues into fused nodes."""
+    """Group elementwise chains, their reductions, matmul epilogues and row-wise
+    chains (softmax, layer norm) into fused nodes."""
     groups = _Groups(g)
     _form_elementwise_groups(g, groups)
     _absorb_reductions_and_matmuls(g, groups)
+    _form_row_groups(g, groups)
     fused = {
         group
         for group, members in groups.members.items()
@@ -303,5 +409,6 @@ def fuse(g: Graph) -> PassResult:
         "nodes_fused": sum(len(groups.members[group]) for group in fused),
         "reductions_fused": sum(groups.kind[group] == "reduction" for group in fused),
         "matmul_epilogues": sum(groups.kind[group] == "matmul" for group in fused),
+        "row_kernels": sum(groups.kind[group] == "row" for group in fused),
     }
     return PassResult(new.replace(nodes=live_nodes(new)), stats)

@@ -91,3 +91,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason=f"no CUDA device: {reason}")
     for item in cuda_items:
         item.add_marker(skip)
+
+
+@pytest.fixture
+def unfused_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No row kernels (passes/fuse.py): a softmax stays its max, exp, sum and divide
+    loops, the graphs the tests of loop records, chunk groups and in-place loops read."""
+    from graphc.passes import fuse
+
+    monkeypatch.setattr(fuse, "MAX_ROW_REDUCTIONS", 0)

@@ -5,9 +5,11 @@ kernel. The sub-graph is an attribute, `body`: a tuple of steps (op, args, attrs
 over a flat list of values that starts with the fused node's inputs and grows by
 each step's outputs; `args` and `results` index that list. `kind` says what the
 kernel is: "elementwise" (a broadcast loop), "reduction" (an elementwise
-prologue feeding a reduction) or "matmul" (a matmul and its elementwise
-epilogue). Its type rule and numpy reference evaluate the body step by step, so
-passes are testable without compiling anything.
+prologue feeding a reduction), "matmul" (a matmul and its elementwise
+epilogue) or "row" (elementwise steps and reductions over trailing axes that
+keep them, run a row at a time: a softmax, a layer norm). Its type rule and
+numpy reference evaluate the body step by step, so passes are testable without
+compiling anything.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from graphc.errors import ArgumentError, DTypeError, ShapeError, UnsupportedErro
 from graphc.registry import Attrs, AttrSpec, OpDef, lookup, register
 from graphc.types import TensorType
 
-KINDS = ("elementwise", "reduction", "matmul")
+KINDS = ("elementwise", "reduction", "matmul", "row")
 Step = tuple[str, tuple[int, ...], Attrs]
 
 

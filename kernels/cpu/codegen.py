@@ -589,6 +589,7 @@ def emit_loop(w: Writer, node: Node) -> None:
         results=loop.results,
         shape=tuple(loop.shape),
         scalars=loop.scalars,
+        row=loop.row,
     )
     _loop_call(w, node, spec, args)
 
@@ -610,6 +611,13 @@ def _loop_call(w: Writer, node: Node, spec: loops.LoopSpec, args: list[Arg]) -> 
     out_type = w.type_of(node.outputs[0])
     shape = spec.shape
     n = sizes_arg(w, shape)
+    if spec.row:  # (its outputs: the iteration shape, or one value per row)
+        for index in range(len(spec.results)):
+            expr, t = w.out(node, index), w.type_of(Value(node.id, index))
+            args = [*args, array_arg(expr, t, True)]
+        work = w.size(TensorType(out_type.dtype, shape))
+        w.run_kernel(loops.row_source(spec, what), args, w.dim(shape[0]), work, n, what, node=node)
+        return
     reduction = spec.reduction
     if reduction is not None:
         _, axes = reduction

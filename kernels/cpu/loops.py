@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.kernels import scalar
+from graphc.kernels import rows, scalar
 from graphc.kernels.plan import LOOP_REDUCTIONS
 from graphc.types import Shape, TensorType
 
@@ -47,6 +47,7 @@ class LoopSpec:
     # two that may overlap: LLVM vectorizes such a loop, where the overlap check it
     # inserts between two parameters fails and sends the loop down its scalar path.
     into: tuple[int | None, ...] = ()
+    row: int = 0  # a row group: its reductions run over the last `row` axes (rows.py)
 
     def target(self, result: int) -> str:
         """The array result `result` is stored into."""
@@ -56,7 +57,7 @@ class LoopSpec:
     @property
     def reduction(self) -> tuple[str, tuple[int, ...]] | None:
         op, _, attrs = self.body[-1]
-        if op not in LOOP_REDUCTIONS:
+        if op not in LOOP_REDUCTIONS or self.row:
             return None
         rank = len(self.shape)
         return op, tuple(sorted(a % rank for a in attrs["axes"]))
@@ -76,7 +77,9 @@ class LoopSpec:
         ]
         whole = bool(arrays) and all(t.shape == self.shape and c for t, c in arrays)
         reduction = self.reduction
-        return whole and (reduction is None or len(reduction[1]) == len(self.shape))
+        return (
+            whole and not self.row and (reduction is None or len(reduction[1]) == len(self.shape))
+        )
 
 
 # The first axis runs over [lo, hi), which LLVM cannot tell is not negative: a signed
@@ -91,7 +94,8 @@ def _axis(k: int) -> str:
     return FIRST if k == 0 else f"i{k}"
 
 
-def _index(spec: LoopSpec, operand: int, pre: list[str], flat: bool) -> str:
+def _index(spec: LoopSpec, operand: int, pre: list[str], flat: bool, axis: Any = None) -> str:
+    axis = axis or _axis
     t = spec.operands[operand]
     if flat:
         return f"[{FIRST}]"
@@ -106,7 +110,7 @@ def _index(spec: LoopSpec, operand: int, pre: list[str], flat: bool) -> str:
         elif d == 1:
             parts.append("0")
         elif d == spec.shape[k]:
-            parts.append(_axis(k))
+            parts.append(axis(k))
         else:
             # broadcast or not, as the run-time size says: the stride 0 or 1 and the
             # index are unsigned, so that numba adds no negative-index wraparound and
@@ -296,4 +300,56 @@ def reduction_source(spec: LoopSpec, comment: str) -> str:
         inner += body
         inner.append(f"{target} = {scalar.ctor(out_dtype)}({_combine(op, target, f'x{source}')})")
     lines += loops + _indent(inner, suffix)
+    return _function(spec, comment, pre, lines)
+
+
+def row_source(spec: LoopSpec, comment: str) -> str:
+    """The kernel `name(a0.., r0.., lo, hi, n)` running rows [lo, hi) of the first axis of
+    a row group (rows.py), each row through its loops while it is in cache. A vector
+    that a later loop reads again and that is costly to compute again is kept in a
+    scratch row, one per kernel call."""
+    rank, k = len(spec.shape), spec.row
+    lead = rank - k
+    plan = rows.plan_rows(
+        spec.operands, spec.body, spec.value_types, spec.results, spec.shape, k, True
+    )
+    pre: list[str] = []
+
+    def axis(k: int) -> str:  # (unsigned: the blocked loop's index is not known >= 0)
+        return f"np.uint64(i{k})" if k >= lead else _axis(k)
+
+    point = [axis(a) for a in range(rank)]
+    row_sizes = [spec.extent(a) for a in range(lead, rank)]
+
+    def load(i: int) -> str:
+        if i in spec.scalars:
+            return f"a{i}"
+        if spec.operands[i].ndim == 0:
+            return f"a{i}.item()"  # (as _body_lines reads it: the inliner's form)
+        return f"a{i}{_index(spec, i, pre, False, axis)}"
+
+    def store(r: int, vector: bool) -> str:
+        index = point if vector else point[:lead] + ["0"] * k
+        return f"r{r}[{', '.join(index)}]"
+
+    def scratch(v: int) -> str:
+        dtype = scalar.ctor(spec.value_types[v].dtype)
+        pre.append(f"s{v} = np.empty(({', '.join(row_sizes)},), {dtype})")
+        return f"s{v}[{', '.join(point[lead:])}]"
+
+    target = rows.RowTarget(
+        load=load,
+        index=lambda axis: f"i{axis}",
+        extent=spec.extent,
+        store=store,
+        scratch=scratch,
+        target=scalar.CPU,
+        combine=lambda op, acc, value, dtype: _combine(op, acc, value),
+        nan_blind=True,
+        block=True,
+    )
+    row = rows.row_statements(
+        plan, spec.operands, spec.body, spec.value_types, spec.shape, k, target
+    )
+    lines = _loops(list(range(lead)), spec, True) + _indent(row, lead)
     return _function(spec, comment, pre, lines)

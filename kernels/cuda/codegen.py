@@ -34,7 +34,7 @@ import numpy as np
 from graphc.ir import Node, Value
 from graphc.kernels import emit as emitters
 from graphc.kernels import plan as planning
-from graphc.kernels import scalar, text, writer
+from graphc.kernels import rows, scalar, text, writer
 from graphc.kernels.writer import EntryWriter
 from graphc.ops.fused import body_types
 from graphc.types import Dim, TensorType
@@ -238,7 +238,9 @@ def emit_loop(w: Writer, node: Node) -> None:
     (its inputs broadcast), a block reduction for a reduction loop."""
     loop = w.records[node.id]
     operands, body, results = loop_body(loop)
-    if loop.reduction is None:
+    if loop.row:
+        emit_rows(w, node, operands, body, results, loop.shape, loop.row)
+    elif loop.reduction is None:
         arrays = [w.flat_arg(v) for v in operands]
         comment = " -> ".join(step[0] for step in body) or "copy"
         types = [w.type_of(v) for v in operands]
@@ -276,6 +278,54 @@ def elementwise_map(
         lines.append(f"a{len(arrays)}{target} = {value}")
         arrays.append(f"launch.flat({w.out(node, r)})" if not shape else w.out(node, r))
     w.map(arrays, [w.dim(d) for d in shape], lines, comment)
+
+
+def emit_rows(
+    w: Writer,
+    node: Node,
+    operands: list[Value],
+    body: tuple,
+    results: tuple[int, ...],
+    shape: tuple[Dim, ...],
+    k: int,
+) -> None:
+    """The kernel of a row group (kernels/rows.py): one thread per row, which takes its
+    row through the group's loops; a vector read again in a later loop is computed
+    again or read back from its output (a thread has no scratch row)."""
+    types = [w.type_of(v) for v in operands]
+    value_types = tuple(infer_types(types, body))
+    rank, lead = len(shape), len(shape) - k
+    index = [f"j{a}" for a in range(rank)]
+    plan = rows.plan_rows(tuple(types), body, value_types, results, shape, k, False)
+
+    def store(r: int, vector: bool) -> str:
+        point = index if vector else index[:lead] + ["0"] * k
+        return f"r{r}[{', '.join(point)}]"
+
+    target = rows.RowTarget(
+        load=lambda i: broadcast_index(types[i], f"a{i}", shape, index),
+        index=lambda axis: index[axis],
+        extent=lambda axis: f"n{axis}",
+        store=store,
+        scratch=lambda v: "",  # (never asked for: no scratch rows)
+        target=scalar.CUDA,
+        combine=lambda op, a, b, dtype: _combine(op, a, b, dtype),
+        nan_blind=False,
+    )
+    statements = rows.row_statements(plan, tuple(types), body, value_types, shape, k, target)
+    lines = ["i = cuda.grid(1)", "while i < n:", "    q = i"]
+    for axis in range(lead - 1, 0, -1):
+        lines += [f"    j{axis} = q % n{axis}", f"    q //= n{axis}"]
+    lines.append("    j0 = q")
+    lines += text.indent(statements)
+    lines.append("    i += cuda.gridsize(1)")
+    params = ["n", *(f"n{a}" for a in range(rank)), *(f"a{i}" for i in range(len(operands)))]
+    params += [f"r{r}" for r in range(len(results))]
+    comment = " -> ".join(step[0] for step in body)
+    name = w.kernel(params, lines, comment)
+    args = [*(w.dim(d) for d in shape), *(w.flat_arg(v) for v in operands)]
+    args += [w.out(node, r) for r in range(len(results))]
+    w.launch(name, text.product([w.dim(d) for d in shape[:lead]]), args)
 
 
 def _combine(op: str, a: str, b: str, dtype: np.dtype) -> str:

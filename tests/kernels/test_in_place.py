@@ -32,6 +32,7 @@ def _in_place(kernel) -> list[str]:  # type: ignore[no-untyped-def]
     return re.findall(r"^\s+(a\d+)\[[^\]]*\] = ", kernel.source, re.MULTILINE)
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_results_in_place_of_an_operand_are_stored_into_it() -> None:
     f, reference = _softmax_step()
     kernels = f._executable.generated.kernels
@@ -48,6 +49,7 @@ def test_results_in_place_of_an_operand_are_stored_into_it() -> None:
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-5)
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_an_in_place_loop_is_vectorized() -> None:
     features = llvm.get_host_cpu_features()
     if not features.get("avx2", False):

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import graphc as gc
 from graphc.kernels.cpu import codegen
@@ -77,6 +78,7 @@ def _chain(blocks: int) -> gc.Tensor:
     return x, h
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_kernels_that_differ_only_in_constants_are_one_kernel(monkeypatch) -> None:
     monkeypatch.setenv("GRAPHC_PARALLEL", "0")
     x, h = _chain(12)
@@ -158,6 +160,7 @@ def test_weight_is_the_known_factor_of_the_work() -> None:
     assert _chunked("4 * 256 * d0").weight == 1024
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_parallel_loops_only_where_they_pay(monkeypatch) -> None:
     monkeypatch.setenv("GRAPHC_PARALLEL", "1")
     monkeypatch.setenv("GRAPHC_PARALLEL_MIN", "64")  # several chunks even for small tests
@@ -214,6 +217,7 @@ def test_a_graph_that_calls_blas_leaves_threading_to_blas(monkeypatch) -> None:
     np.testing.assert_allclose(after_matmul(a), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_row_wise_neighbours_share_a_chunk_loop_on_one_thread_too(monkeypatch) -> None:
     """Without threads, a softmax's kernels still run chunk by chunk of rows, each chunk
     through all of them while it is in cache (a `range`, no `prange`); a graph that

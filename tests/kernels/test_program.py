@@ -111,6 +111,7 @@ def test_an_elementwise_chain_is_one_loop_with_a_scalar_operand() -> None:
     assert loop.value_types == (vector, vector, TensorType(F32, ()), *[vector] * 5)
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_a_softmax_has_reduction_loops_over_its_rows() -> None:
     program = softmax()
     reductions = [k for k in records(program, Loop) if k.reduction is not None]
@@ -241,6 +242,7 @@ def test_the_printer_shows_sources_dims_and_the_fused_loop() -> None:
     assert text.splitlines() == expected
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_the_printer_shows_buffers_reductions_libraries_views_and_updates() -> None:
     program = mlp_step()
     lines = str(program).splitlines()
@@ -352,6 +354,7 @@ def test_loop_results_out_of_range_fail() -> None:
         verify_program(broken)
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_a_loop_result_of_another_type_fails() -> None:
     program = softmax()
     index = _loop_index(program, lambda k: k.reduction is not None)
@@ -372,6 +375,7 @@ def test_a_step_reading_a_later_value_fails() -> None:
         verify_program(broken)
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_reduction_axes_out_of_range_fail() -> None:
     program = softmax()
     index = _loop_index(program, lambda k: k.reduction is not None)
@@ -404,6 +408,7 @@ def test_a_state_of_another_type_fails() -> None:
     assert program.graph.by_id[variable].type == program.graph.type_of(v)
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_kernels_not_parallel_to_steps_fail() -> None:
     program = softmax()
     with pytest.raises(VerifyError, match=r"5 steps but 4 kernel records"):

@@ -4,6 +4,7 @@ prologues and matmul epilogues, no cycles, and preserved results on random graph
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,7 +136,10 @@ def test_gradients_of_layer_norm_fuse_without_cycles() -> None:
     (gx,) = gc.grad(y, [x])
     (gxx,) = gc.grad(gc.sum(gx * gx), [x])
     g = optimized([x], [gx, gxx])
-    assert histogram(g)["fused"] >= 2
+    # first and second derivatives: every row-wise step lands in row kernels
+    assert histogram(g)["fused"] >= 1
+    assert _row_nodes(g)
+    assert not [n for n in g.nodes if n.op in ("sum", "sub", "div", "mul")]
     feed = np.random.default_rng(0).standard_normal((2, 4))
     reference = gc.function([x], [gx, gxx], optimize=False)(feed)
     for got, want in zip(run(g, [feed]), reference, strict=True):
@@ -171,3 +175,65 @@ def test_errors_inside_a_fused_body_name_the_member_op() -> None:
     body = (("exp", (0,), Attrs()), ("mul", (2, 1), Attrs()))
     with pytest.raises(gc.ShapeError, match=r"mul \(fused\): cannot broadcast sizes 3 and 2"):
         builder.add("fused", [a, b], {"body": body, "results": (3,), "kind": "elementwise"})
+
+
+def _row_nodes(g: gc.Graph) -> list:
+    return [n for n in g.nodes if n.op == "fused" and n.attrs["kind"] == "row"]
+
+
+def test_softmax_is_one_row_kernel() -> None:
+    x = gc.placeholder((None, 10), "float32", name="x")
+    g = optimized([x], gc.softmax(x))
+    assert histogram(g) == Counter(placeholder=1, fused=1)
+    (row,) = _row_nodes(g)
+    ops = [step[0] for step in row.attrs["body"]]
+    assert ops.count("max") == ops.count("sum") == ops.count("exp") == 1
+    feed = np.random.default_rng(0).standard_normal((3, 10)).astype("float32")
+    want = gc.function([x], gc.softmax(x), optimize=False)(feed)
+    np.testing.assert_allclose(run(g, [feed])[0], want, rtol=1e-6)
+
+
+def test_layer_norm_and_its_gradient_are_row_kernels() -> None:
+    x = gc.placeholder((None, 4, 16), "float64", name="x")
+    gamma = gc.placeholder((16,), "float64", name="gamma")
+    y = gc.layer_norm(x, gamma)
+    g = optimized([x, gamma], [y, *gc.grad(gc.sum(y * y), [x, gamma])])
+    rows_ = _row_nodes(g)
+    # forward and backward: every row-wise op is in a row kernel; gamma's gradient sums
+    # over the batch axes, which is no row of these
+    assert rows_
+    assert all(n.op != "sum" or n.attrs["axes"] != (2,) for n in g.nodes)
+    assert not [n for n in g.nodes if n.op in ("sub", "div", "sqrt", "mean", "max")]
+    feeds = [np.random.default_rng(1).standard_normal(s) for s in ((2, 4, 16), (16,))]
+    want = gc.function([x, gamma], [y, *gc.grad(gc.sum(y * y), [x, gamma])], optimize=False)
+    for got, expected in zip(run(g, feeds), want(*feeds), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "reduce",
+    [
+        lambda x: gc.sum(x, axis=0, keepdims=True),  # not the trailing axes
+        lambda x: gc.expand_dims(gc.sum(x, axis=1), 1),  # dropped, then put back
+        lambda x: gc.sum(x, keepdims=True),  # every axis: no leading axis to split
+    ],
+    ids=["leading-axis", "no-keepdims", "all-axes"],
+)
+def test_only_trailing_kept_reductions_make_rows(reduce: Any) -> None:
+    x = gc.placeholder((6, 5), "float32", name="x")
+    g = optimized([x], gc.exp(x) * 2 - reduce(gc.exp(x)))
+    assert not _row_nodes(g)
+
+
+def test_a_row_group_never_waits_on_itself() -> None:
+    # y reads a gather of the row group's own result: merging it in would be a cycle
+    x = gc.placeholder((4, 8), "float32", name="x")
+    shifted = x - gc.max(x, axis=1, keepdims=True)
+    picked = gc.take(shifted, gc.constant(np.array([1, 0, 3, 2])), axis=0)
+    y = gc.exp(picked) / gc.sum(gc.exp(picked), axis=1, keepdims=True) + shifted
+    g = optimized([x], y)
+    verify(g)
+    feed = np.random.default_rng(2).standard_normal((4, 8)).astype("float32")
+    want = gc.function([x], y, optimize=False)(feed)
+    np.testing.assert_allclose(run(g, [feed])[0], want, rtol=1e-6, atol=1e-7)
+    assert len(_row_nodes(g)) == 2

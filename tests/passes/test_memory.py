@@ -126,6 +126,7 @@ def test_a_later_pass_drops_a_stale_plan() -> None:
     assert again.memory is None
 
 
+@pytest.mark.usefixtures("unfused_rows")
 def test_two_outputs_of_one_node_never_share_a_dying_input() -> None:
     """A fused node with two results, both of its dying input's type: only one of them
     may compute in place (this once gave log_softmax a wrong answer)."""

@@ -73,7 +73,7 @@ SCRIPT = textwrap.dedent(
     x = gc.placeholder((None, 6), "float32", name="x")
     h = x
     for i in range(6):  # distinct kernels: each block's constant differs
-        h = gc.tanh(h * (1.5 + i)) - gc.max(h, axis=1, keepdims=True) * 0.5
+        h = gc.tanh(h * (1.5 + i)) - gc.max(h, axis=0, keepdims=True) * 0.5
     f = gc.function([x], [h, gc.sum(h * h)], device="cpu")
     kernels = f._executable.generated.kernels
     report = rc.compile_kernels(kernels, processes=2)

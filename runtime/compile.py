@@ -279,6 +279,18 @@ def in_cache(dispatcher: Any, argtypes: tuple) -> bool:
             return False
 
 
+def launch_threads(source: str) -> None:
+    """Start numba's thread pool if code of `source` (a generated module and the
+    kernels it calls) may run a `prange`. numba starts it when it compiles such code,
+    or loads from its cache a function that is itself parallel, but not when it loads
+    an entry that calls a parallel library helper (`conv2d_par_c`, linked into the
+    entry's code): that entry would call the pool through a null address."""
+    if "prange(" in source or "_par_c(" in source:
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()
+
+
 def register(kernels: Sequence[Kernel]) -> None:
     """Register where each kernel's compiled code is, under its symbol, for the entries
     that call it (kernels/cpu/lib.invoke); every kernel must be compiled."""

@@ -46,6 +46,7 @@ from graphc.runtime.compile import (
     compile_kernels,
     fork_compile,
     in_cache,
+    launch_threads,
     numba_type,
     register,
 )
@@ -249,6 +250,7 @@ class Executable(BaseExecutable):
                 helpers = interpreted.helper_calls(self.generated, dry)
         self.compile_report = compile_kernels(self.generated.kernels, helpers)
         register(self.generated.kernels)
+        launch_threads(self.generated.listing)
         self._kernels_done = True
 
     def _native(self) -> None:

@@ -9,7 +9,9 @@ sleep soon (graphc.config.quiet_blas_threads)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +139,46 @@ def test_graphc_asks_openblas_threads_to_sleep_soon_unless_told_otherwise(monkey
     monkeypatch.setitem(sys.modules, "scipy.linalg", sys)  # (loaded: too late to matter)
     config.quiet_blas_threads()
     assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+CACHED_ENTRY = """
+import sys
+
+import numpy as np
+
+sys.path.insert(0, sys.argv[1])
+import models  # (bench/models.py: W7, the LeNet step, whose entry calls conv2d_par_c)
+
+step = models.lenet_step("eager")
+assert "_par_c(" in step.source
+loss = step(*models.lenet_batch())
+print("ok", float(np.asarray(loss).reshape(-1)[0]))
+"""
+
+
+def test_an_entry_calling_threaded_helpers_runs_when_loaded_from_the_cache(tmp_path) -> None:
+    """The second process loads the entry from numba's cache without compiling any
+    threaded code: graphc must start numba's thread pool itself first (it once called
+    the pool through a null address and crashed)."""
+    env = {
+        **os.environ,
+        "GRAPHC_CACHE_DIR": str(tmp_path),
+        "NUMBA_NUM_THREADS": "2",
+        "GRAPHC_PARALLEL": "1",
+        "GRAPHC_DEVICE": "cpu",
+    }
+    # (the library's own numba cache where it always is: with an empty one, the second
+    # process loaded a threaded helper from it, which started the pool by chance)
+    env.pop("NUMBA_CACHE_DIR", None)
+    results = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", CACHED_ENTRY, str(BENCH)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        results.append(done.stdout.split()[-1])
+    assert results[0] == results[1]

@@ -206,10 +206,11 @@ def _absorb_reduction(
 
 
 # a row group holds at most this many reductions: each is one more pass over the row,
-# and a longer kernel costs more to compile than it saves (a chain of 40 row-wise blocks
-# became one kernel of 40 passes that no two processes could share the compiling of);
-# groups of equal blocks are still one kernel up to their constants
-MAX_ROW_REDUCTIONS = 6
+# and a longer kernel costs more to compile than it saves (a chain of 40 row-wise
+# blocks became one kernel of 40 passes: 60 s to compile; in groups of 6, 4.5 s for 5
+# blocks). With one, a softmax is two row kernels (its max; then exp, sum and divide),
+# which the entry runs chunk by chunk together where it splits rows (codegen._grouped)
+MAX_ROW_REDUCTIONS = 1
 RowShape = tuple[Shape, int]  # a row group's iteration shape and its count of row axes
 
 
@@ -268,7 +269,10 @@ def _neighbours(g: Graph, groups: _Groups, group: int, readers: dict[Value, set[
 def _form_row_groups(g: Graph, groups: _Groups) -> None:
     """Grow a row group from each reduction that keeps its trailing axes (_row_of): it
     takes in every neighbouring group that runs over the same rows, while no outside
-    node comes between (the union stays acyclic)."""
+    node comes between (the union stays acyclic) and it holds at most MAX_ROW_REDUCTIONS
+    reductions. A full group takes no group that feeds another of these rows'
+    reductions: that one starts the next row group (a chain of row-wise blocks splits
+    into equal groups, one kernel up to their constants)."""
     readers = _readers(g)
     rows = [(n, row) for n in g.nodes if (row := _row_of(g, n)) is not None]
     for n, _ in rows:
@@ -283,22 +287,33 @@ def _form_row_groups(g: Graph, groups: _Groups) -> None:
         while changed:
             changed = False
             for other in _neighbours(g, groups, seed, readers):
-                if not _fits_rows(g, groups, other, row):
-                    continue
-                reductions = sum(
-                    m.op in ABSORBED_REDUCTIONS
-                    for group in (seed, other)
-                    for m in groups.members[group]
-                )
-                if reductions > MAX_ROW_REDUCTIONS:
-                    continue
-                if not groups.merged_is_acyclic([seed, other], None):
-                    continue
-                groups.absorb(other, into=seed)
-                grown = changed = True
+                if _joins_rows(g, groups, seed, other, row, readers):
+                    groups.absorb(other, into=seed)
+                    grown = changed = True
         if grown or groups.kind[seed] == "row":
             groups.kind[seed], groups.shape[seed] = "row", row[0]
             groups.row[seed] = row
+
+
+def _reductions(groups: _Groups, group: int) -> int:
+    return sum(m.op in ABSORBED_REDUCTIONS for m in groups.members[group])
+
+
+def _joins_rows(
+    g: Graph, groups: _Groups, seed: int, other: int, row: RowShape, readers: dict
+) -> bool:
+    """Whether row group `seed` takes in its neighbour `other` (see _form_row_groups)."""
+    if not _fits_rows(g, groups, other, row):
+        return False
+    held = _reductions(groups, seed)
+    if held + _reductions(groups, other) > MAX_ROW_REDUCTIONS:
+        return False
+    if held == MAX_ROW_REDUCTIONS:
+        fed = {r for m in groups.members[other] for v in m.outputs for r in readers.get(v, ())}
+        if any(r >= 0 and groups.group_of.get(r) != seed and _row_of(g, g.by_id[r]) == row
+               for r in fed):  # fmt: skip
+            return False
+    return groups.merged_is_acyclic([seed, other], None)
 
 
 def _absorb_reductions_and_matmuls(g: Graph, groups: _Groups) -> None:

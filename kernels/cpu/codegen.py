@@ -58,6 +58,11 @@ PARALLEL_OPTIONS = {
 # kernels sharing one `prange` at most: a softmax's four. numba's compile time grows
 # faster than a function's length, and short groups repeat: equal groups are one kernel
 MAX_GROUP = 4
+# and at most this many calls of vectorized math (vm.exp32, vm.tanh32...) between them:
+# a group's members are pasted into one function, whose parallel compile grows faster
+# than its length (chain40's row kernels, a tanh each: 3.95 s to the first result two
+# to a group, 2.64 s one to a group; a softmax's max and exp kernels still pair)
+MAX_GROUP_MATH = 1
 MAX_PARALLEL = 4  # a graph with at most this many chunkable kernels runs them all in parallel
 PARALLEL_WEIGHT = 256  # else only those with this many elements per run-time size unit
 CONTIGUOUS_VIEWS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
@@ -338,7 +343,7 @@ def _grouped(w: Writer) -> list:
     for item in w.lines:
         if isinstance(item, _Chunked):
             members = [k for k in group or () if isinstance(k, _Chunked)]
-            if group is not None and len(members) < MAX_GROUP and _joins(w, members, item):
+            if group is not None and _fits(members, item) and _joins(w, members, item):
                 group += [*tail, item]
             else:
                 if group is not None:
@@ -357,6 +362,16 @@ def _grouped(w: Writer) -> list:
     if group is not None:
         pieces.append(group)
     return pieces + tail
+
+
+def _math(k: _Chunked) -> int:
+    return k.source.count("vm.")
+
+
+def _fits(members: list[_Chunked], k: _Chunked) -> bool:
+    """Whether `k` may join a group of `members` (MAX_GROUP, MAX_GROUP_MATH)."""
+    math = sum(_math(m) for m in members) + _math(k)
+    return len(members) < MAX_GROUP and math <= MAX_GROUP_MATH
 
 
 def _joins(w: Writer, group: list[_Chunked], k: _Chunked) -> bool:

@@ -84,11 +84,12 @@ def test_kernels_that_differ_only_in_constants_are_one_kernel(monkeypatch) -> No
     x, h = _chain(12)
     f = gc.function([x], h, device="cpu")
     kernels = f._executable.generated.kernels
-    # 24 loops, 3 kernels: the first block's, then row-wise neighbours four at a time
-    # (a row max and the next block, twice; the constant is a parameter), the last
-    # group ending in the final subtraction
-    assert len(kernels) == 3, [k.what for k in kernels]
-    assert kernels[1].what == "max | sub -> mul -> add -> tanh | max | sub -> mul -> add -> tanh"
+    # 24 loops, 4 kernels: the first block's tanh, then row-wise neighbours holding one
+    # tanh each (MAX_GROUP_MATH): a row max, the next block and its row max; the same
+    # group again and again (the constant is a parameter); the last group ending in the
+    # final subtraction
+    assert len(kernels) == 4, [k.what for k in kernels]
+    assert kernels[2].what == "sub -> mul -> add -> tanh | max"
     assert f.source.count("def entry(") == 1
     assert all(k.name in f.source for k in kernels)
     a = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
@@ -170,7 +171,7 @@ def test_parallel_loops_only_where_they_pay(monkeypatch) -> None:
     r = gc.placeholder((None, 4), "float32", name="r")
     # kernels working row by row share one prange
     h = r
-    blocks = codegen.MAX_PARALLEL + 1
+    blocks = codegen.MAX_PARALLEL - 1
     for _ in range(blocks):
         h = gc.exp(h - gc.max(h, axis=1, keepdims=True))
     rows = gc.function([r], h, device="cpu")
@@ -178,13 +179,15 @@ def test_parallel_loops_only_where_they_pay(monkeypatch) -> None:
     groups = rows._executable.generated.kernels
     assert all(k.parallel for k in groups)
     assert all(k.source.count("prange(") == 1 for k in groups)
-    # 2 kernels a block, in groups of at most MAX_GROUP
+    # 2 kernels a block, in groups holding at most MAX_GROUP_MATH exps (one block each)
     calls = [line for line in rows.source.splitlines() if line.strip().startswith("lib.invoke(")]
-    assert len(calls) == -(-2 * blocks // codegen.MAX_GROUP)
+    assert codegen.MAX_GROUP_MATH == 1
+    assert len(calls) == blocks
     # separated by column sums (not split by rows): too many small loops to compile
     # a parallel version of each
     h = r
-    for _ in range(codegen.MAX_PARALLEL + 1):
+    blocks = codegen.MAX_PARALLEL + 1
+    for _ in range(blocks):
         h = gc.exp(h - gc.max(h, axis=0, keepdims=True))
     many = gc.function([r], h, device="cpu")
     many_reference = gc.function([r], h, device="reference")

@@ -19,6 +19,7 @@ compiled, by this graph or any other.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import time
@@ -217,6 +218,7 @@ def _share(work: list[tuple[Any, tuple]], processes: int) -> tuple[_Claims, list
         claims = _Claims(shared=True)
     except OSError:  # (no shared memory for the counter's lock here: compile alone)
         return _Claims(shared=False), []
+    _warm_up()
     children = []
     for _ in range(min(processes, len(work)) - 1):
         child = fork_compile(work, claims)
@@ -224,6 +226,18 @@ def _share(work: list[tuple[Any, tuple]], processes: int) -> tuple[_Claims, list
             break
         children.append(child)
     return claims, children
+
+
+@functools.cache
+def _warm_up() -> None:
+    """Compile one trivial function, once per process, before forking: numba's first
+    compile in a process sets up its typing and code generation (about 0.25 s here),
+    which every forked child would otherwise pay again."""
+    numba.njit(cache=False)(_trivial).compile((types.intp,))
+
+
+def _trivial(n: int) -> int:
+    return n + 1
 
 
 def fork_compile(work: Sequence[tuple[Any, tuple]], claims: _Claims | None = None) -> Any:

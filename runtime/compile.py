@@ -32,6 +32,7 @@ import numba
 import numpy as np
 from numba import types
 from numba.core.compiler_lock import global_compiler_lock
+from numba.core.runtime import rtsys
 
 from graphc.kernels.cpu import lib
 from graphc.kernels.cpu.codegen import Kernel, Param
@@ -261,12 +262,21 @@ def fork_compile(work: Sequence[tuple[Any, tuple]], claims: _Claims | None = Non
 
 def cached(dispatcher: Any, argtypes: tuple) -> bool:
     """Load `dispatcher`'s code for `argtypes` from numba's disk cache if it is there
-    (without compiling it); whether the dispatcher has it now."""
+    (without compiling it); whether the dispatcher has it now.
+
+    Unlike numba's own Cache.load_overload, this does not refresh the target context
+    first: cached code needs numba's runtime (NRT) and its code generator only, and
+    the refresh imports every registry of numba's typing and lowering (0.3 s, half of
+    a warm process's first result). A compile, which needs them, refreshes it itself."""
     if argtypes in dispatcher.overloads:
         return True
     with global_compiler_lock:
-        # (numba's own first step of Dispatcher.compile, without the compile after it)
-        result = dispatcher._cache.load_overload(argtypes, dispatcher.targetctx)
+        rtsys.initialize(dispatcher.targetctx)  # (what the refresh does first)
+        # (numba's own Dispatcher.compile first step, without the compile after it)
+        try:
+            result = dispatcher._cache._load_overload(argtypes, dispatcher.targetctx)
+        except OSError:  # (numba's own load guards against these the same way)
+            result = None
         if result is None:
             return False
         dispatcher._cache_hits[argtypes] += 1
@@ -285,7 +295,6 @@ def in_cache(dispatcher: Any, argtypes: tuple) -> bool:
         return True
     cache = dispatcher._cache
     with global_compiler_lock:
-        dispatcher.targetctx.refresh()
         try:  # (numba's own lookup in Cache._load_overload, without the load after it)
             key = cache._index_key(argtypes, dispatcher.targetctx.codegen())
             return key in cache._cache_file._load_index()

@@ -12,9 +12,10 @@ its values: the kernel then evaluates them at each broadcast position. A group a
 Then row groups form ("row" kind): a reduction over trailing axes that keeps them
 (softmax's max and sum, layer norm's means) merges with the groups around it that
 run over the same rows: its input's shape ("vectors") or its own ("row scalars"),
-with the same leading axes. A softmax, a layer norm, a log-softmax and their
-gradients each become one kernel that takes a row at a time through its phases
-while the row is in cache (kernels/rows.py).
+with the same leading axes. Its kernel takes a row at a time through its passes
+while the row is in cache (kernels/rows.py); a softmax, a layer norm, a log-softmax
+and their gradients become a few such kernels (one reduction each) instead of a
+kernel per step.
 Scalar constants are copied into the bodies (free to duplicate); nothing else is
 ever computed twice. A value of a group that is read outside it, or fetched, is a
 result of the fused node. Groups of a single elementwise op stay plain nodes.

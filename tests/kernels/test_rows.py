@@ -1,5 +1,5 @@
 """Row kernels (kernels/rows.py): softmax, log-softmax, layer norm, cross-entropy and
-their gradients, each fused into one "row" kernel, compiled for the CPU and compared
+their gradients, fused into "row" kernels, compiled for the CPU and compared
 with the reference interpreter; rows over several axes, broadcast operands, NaN and
 infinities, row scalars as results, long float32 rows (the blocked float64 sum),
 symbolic and empty batches; the kernel's plan (what a later loop reads back) and its

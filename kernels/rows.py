@@ -17,10 +17,11 @@ are a few passes over it, *loops*:
   recomputation would call something costlier than arithmetic: exp, log, a division)
   a scratch row written in its own loop; otherwise it is computed again.
 
-Sums of floats accumulate in float64 (numpy's float32 sums are pairwise: the wider
-accumulator keeps the row's sum as accurate), max and min propagate NaN as numpy
-does. The backends differ only in what `RowTarget` says: how an operand is read,
-how loops, reductions and stores are spelled, and whether scratch rows exist.
+Sums and products of floats accumulate in float64; float32 ones add BLOCK values in
+float32 first (numpy's float32 sums are pairwise: this keeps a row's sum as accurate).
+Max and min propagate NaN as numpy does. The backends differ only in what `RowTarget`
+says: how an operand is read, how loops, reductions and stores are spelled, and
+whether scratch rows exist.
 """
 
 from __future__ import annotations

@@ -136,7 +136,13 @@ def run_measurement(
             command.append("--quick")
         with timing.OtherLoad() as load:
             try:
-                finished = subprocess.run(command, env=env, timeout=CHILD_TIMEOUT_S, check=False)
+                finished = subprocess.run(
+                    command,
+                    env=env,
+                    timeout=CHILD_TIMEOUT_S,
+                    check=False,
+                    preexec_fn=timing.pinned(threads),
+                )
                 failure = None if finished.returncode == 0 else f"exit {finished.returncode}"
             except subprocess.TimeoutExpired:
                 failure = f"timed out after {CHILD_TIMEOUT_S} s"

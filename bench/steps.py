@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import timing
+
 HERE = Path(__file__).resolve().parent
 WORKLOADS = ("W7", "W8")
 PEERS = ("torch", "torch.compile", "jax.jit")
@@ -94,6 +96,7 @@ def _child(python: str, system: str, workload: str, runs: int, threads: int | No
             text=True,
             timeout=CHILD_TIMEOUT_S,
             check=False,
+            preexec_fn=timing.pinned(threads),
         )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {CHILD_TIMEOUT_S} s"}

@@ -28,6 +28,26 @@ THREAD_VARIABLES = (
 )
 
 
+def cores_for(threads: int | None) -> set[int] | None:
+    """The first `threads` of the cores this process may run on: where a measurement
+    process of that thread count is pinned. None (no pinning) when `threads` is None,
+    covers every core, or the platform cannot pin. Libraries that size their own pools
+    from the machine (XLA's loops run on every core whatever its flags say) then hold to
+    the row's thread count too."""
+    if not threads or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return set(allowed[:threads]) if threads < len(allowed) else None
+
+
+def pinned(threads: int | None) -> Callable[[], None] | None:
+    """A `preexec_fn` for subprocess that pins the child to `cores_for(threads)`, or None."""
+    cores = cores_for(threads)
+    if cores is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cores)
+
+
 @dataclass(frozen=True)
 class Timing:
     """Seconds per call: the median and the spread of the samples."""

@@ -4,17 +4,17 @@
 
 (`make bench` installs the `bench` extra, the peers, and runs it with the project's
 virtual environment; `make bench BENCH_ARGS=--quick` passes flags.) For each thread
-count, every system is measured in a fresh process (measure.py) whose
-NUMBA_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS are set
-to that count: graphc, numpy eager, and where they are installed torch eager, jax.jit
-(on the CPU, with XLA_FLAGS holding XLA to the same count) and onnxruntime, and the
-physical limits. OPENBLAS_CORETYPE is left as the user has it, except in the limits
-process on an AVX-512 CPU, where the GEMMs-alone limit runs OpenBLAS's SkylakeX
-kernels when the user set nothing. W5 times new processes (w5_child.py) from exec to
-the first W2 loss. W7 and W8, the training steps, are steps.py's measurement at the
-same thread counts: graphc against torch eager, torch.compile and jax.jit. The
-results also go to a JSON file. The exit status is 1 when any measurement failed or
-was wrong.
+count, every system is measured in a fresh process (measure.py), pinned to that many
+cores, whose NUMBA_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
+MKL_NUM_THREADS are set to that count: graphc, numpy eager, and where they are installed
+torch eager, jax.jit (on the CPU, with XLA_FLAGS holding XLA to the same count) and
+onnxruntime, and the physical limits. OPENBLAS_CORETYPE is left as the user has it,
+except in the limits process on an AVX-512 CPU, where the GEMMs-alone limit runs
+OpenBLAS's SkylakeX kernels when the user set nothing. W5 times new processes
+(w5_child.py) from exec to the first W2 loss. W7 and W8, the training steps, are
+steps.py's measurement at the same thread counts: graphc against torch eager,
+torch.compile and jax.jit. The results also go to a JSON file. The exit status is 1 when
+any measurement failed or was wrong.
 """
 
 from __future__ import annotations

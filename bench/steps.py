@@ -9,7 +9,8 @@ installs them; `make bench` and `make bench-steps` do), else in the python that
 `--peer-python` names. graphc's step is timed after its compile (its cache is the
 usual one: run compile_time.py for compile times); each figure is the median of
 `runs` steps, the state of each step fed to the next. `--threads N` sets every
-library's thread count (numba, BLAS, OpenMP, XLA) to N in every process. jax runs on
+library's thread count (numba, BLAS, OpenMP, XLA) to N in every process and pins it to N
+cores. jax runs on
 the CPU (JAX_PLATFORMS=cpu). Machines differ: compare the ratios of one run. run.py
 (`make bench`) prints this table too, after W1-W6, at each of its thread counts.
 """

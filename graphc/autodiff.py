@@ -46,6 +46,14 @@ class RuleAPI:
             f"{name!r} is none of them"
         )
 
+    @property
+    def control(self) -> Any:
+        """graphc.api.control: what the control-flow ops' rules build their gradients with
+        (bodies traced, inlined and differentiated)."""
+        import graphc.api.control
+
+        return graphc.api.control
+
     def build(
         self, op: str, inputs: Sequence[Tensor], attrs: dict[str, Any] | None = None
     ) -> tuple[Tensor, ...]:
@@ -84,10 +92,10 @@ def fit_to(api: RuleAPI, g: Tensor, x: Tensor) -> Tensor:
     return g
 
 
-def _needed_nodes(builder: DefaultGraph, y: Value, wrt: set[int]) -> list[Node]:
-    """The nodes on a path from a wrt value to y, in topological (id) order."""
+def _needed_nodes(builder: DefaultGraph, ys: Sequence[Value], wrt: set[int]) -> list[Node]:
+    """The nodes on a path from a wrt value to one of ys, in topological (id) order."""
     ancestors: set[int] = set()
-    stack = [y.node]
+    stack = [y.node for y in ys]
     while stack:
         node_id = stack.pop()
         if node_id not in ancestors:
@@ -117,9 +125,16 @@ def _vjp(api: RuleAPI, node: Node, cotangents: dict[Value, Tensor]) -> list[Any]
 def _reverse_sweep(builder: DefaultGraph, y: Tensor, xs: list[Tensor]) -> list[Tensor]:
     """The gradients of y with respect to xs, all values of `builder`, built into it."""
     api = RuleAPI(builder)
+    cotangents = _sweep(api, {y.ref: api.ones_like(y)}, xs)
+    return [_or_zeros(api, cotangents.get(x.ref), x) for x in xs]
+
+
+def _sweep(api: RuleAPI, seeds: dict[Value, Tensor], xs: Sequence[Tensor]) -> dict[Value, Tensor]:
+    """Every cotangent reached from the `seeds` (value -> its cotangent), back to xs."""
+    builder = api.builder
     wrt = {x.ref.node for x in xs}
-    cotangents: dict[Value, Tensor] = {y.ref: api.ones_like(y)}
-    for node in reversed(_needed_nodes(builder, y.ref, wrt)):
+    cotangents = dict(seeds)
+    for node in reversed(_needed_nodes(builder, list(seeds), wrt)):
         if not any(v in cotangents for v in node.outputs) or not node.inputs:
             continue
         if lookup(node.op).grad is NOT_DIFFERENTIABLE:
@@ -132,7 +147,26 @@ def _reverse_sweep(builder: DefaultGraph, y: Tensor, xs: list[Tensor]) -> list[T
             cotangents[value] = (
                 contribution if previous is None else api.add(previous, contribution)
             )
-    return [_or_zeros(api, cotangents.get(x.ref), x) for x in xs]
+    return cotangents
+
+
+def vjp(
+    ys: Sequence[Tensor], cotangents: Sequence[Tensor], xs: Sequence[Tensor]
+) -> list[Tensor | None]:
+    """The vector-Jacobian product: the gradients, with respect to each of xs, of the sum
+    over ys of <y, its cotangent>; None for an x that no y depends on (through floats).
+    What control flow's gradient rules differentiate a body with."""
+    if not ys:
+        return [None] * len(xs)
+    api = RuleAPI(ys[0].builder)
+    seeds: dict[Value, Tensor] = {}
+    for y, cotangent in zip(ys, cotangents, strict=True):
+        if not _is_float(api.builder, y.ref):
+            continue
+        previous = seeds.get(y.ref)
+        seeds[y.ref] = cotangent if previous is None else api.add(previous, cotangent)
+    reached = _sweep(api, seeds, xs)
+    return [reached.get(x.ref) for x in xs]
 
 
 def grad(y: Any, xs: Sequence[Any]) -> list[Tensor]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from graphc.errors import DTypeError, InputError, InternalError, ShapeError
 from graphc.ir import Graph, Node, Value, value_label
+from graphc.ops.control import concrete_cond_types
 from graphc.ops.fused import body_types
 from graphc.registry import lookup
 from graphc.types import Sym, TensorType
@@ -65,8 +66,9 @@ def concrete_types(
             raise InputError(f"no value for {n.op} {n.attrs['name']!r}")
         else:
             input_types = [result[v.node][v.index] for v in n.inputs]
+            infer = concrete_cond_types if n.op == "cond" else lookup(n.op).infer
             try:
-                inferred = lookup(n.op).infer(*input_types, **n.attrs)
+                inferred = infer(*input_types, **n.attrs)
             except (ShapeError, DTypeError) as error:
                 operands = "  with  ".join(
                     f"{value_label(g.node(v), v.index)}: {t}"

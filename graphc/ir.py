@@ -224,6 +224,12 @@ class GraphBuilder:
     def type_of(self, value: Value) -> TensorType:
         return self._nodes[value.node].types[value.index]
 
+    @property
+    def next_id(self) -> int:
+        """The id the next node will get: every node built from now on has one at least
+        this large (control flow uses it to tell a body's nodes from the values it reads)."""
+        return self._next_id
+
     def add(
         self,
         op: str,

@@ -13,6 +13,12 @@ from __future__ import annotations
 from graphc.ir import Graph, Node, Value
 
 
+def _attrs_text(n: Node) -> str:
+    """The attributes as `{k=v, ...}`, a sub-graph as `@k` (format_graph prints it below)."""
+    parts = [f"{k}=@{k}" if isinstance(v, Graph) else f"{k}={v!r}" for k, v in n.attrs.items()]
+    return "{" + ", ".join(parts) + "}"
+
+
 def format_node(n: Node) -> str:
     """One node as `%id = op inputs {attrs} : types  # name @ origin`."""
     results = ", ".join(str(v) for v in n.outputs) or "()"
@@ -20,7 +26,7 @@ def format_node(n: Node) -> str:
     if n.inputs:
         line += " " + ", ".join(str(v) for v in n.inputs)
     if n.attrs:
-        line += f" {n.attrs!r}"
+        line += f" {_attrs_text(n)}"
     line += " : " + ", ".join(str(t) for t in n.types)
     notes = [x for x in (n.name, f"@ {n.origin}" if n.origin else None) if x]
     if notes:
@@ -34,14 +40,19 @@ def _signature_entry(g: Graph, value: Value) -> str:
     return f"{label}: {g.type_of(value)}"
 
 
-def format_graph(g: Graph) -> str:
-    """The whole graph: signature line, one line per node, return and update lines."""
+def format_graph(g: Graph, indent: str = "", head: str = "graph") -> str:
+    """The whole graph: signature line, one line per node, return and update lines. A
+    control-flow node's bodies follow its line as indented regions, `@name graph(...)`."""
     params = ", ".join(_signature_entry(g, v) for v in g.inputs)
     results = ", ".join(str(g.type_of(v)) for v in g.outputs)
-    lines = [f"graph({params}) -> ({results}):"]
-    lines += ["  " + format_node(n) for n in g.nodes]
-    lines.append("  return " + ", ".join(str(v) for v in g.outputs))
-    lines += [f"  update %{var} <- {value}" for var, value in g.updates]
+    lines = [f"{indent}{head}({params}) -> ({results}):"]
+    for n in g.nodes:
+        lines.append(f"{indent}  {format_node(n)}")
+        for key, value in n.attrs.items():
+            if isinstance(value, Graph):
+                lines.append(format_graph(value, indent + "    ", f"@{key} graph"))
+    lines.append(f"{indent}  return " + ", ".join(str(v) for v in g.outputs))
+    lines += [f"{indent}  update %{var} <- {value}" for var, value in g.updates]
     return "\n".join(lines)
 
 

@@ -160,6 +160,14 @@ _ATTR_KINDS: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def attr_kind(name: str, accepts: Callable[[Any], bool]) -> None:
+    """Add an attribute kind whose values `accepts` recognizes (an op family that needs
+    a kind of value this module cannot name, such as a sub-graph, registers it)."""
+    if name in _ATTR_KINDS:
+        raise ArgumentError(f"attribute kind {name!r} is registered twice")
+    _ATTR_KINDS[name] = accepts
+
+
 @dataclass(frozen=True, slots=True)
 class AttrSpec:
     """One attribute of an op: its kind (a key of the kinds table) and default."""

@@ -40,10 +40,29 @@ def _check_node(g: Graph, n: Node, defined: dict[int, Node]) -> None:
     except GraphcError as error:
         raise _fail(g, n.id, f"%{n.id} ({n.op}): {error}") from None
     inferred = inferred if isinstance(inferred, tuple) else (inferred,)
+    for key, value in n.attrs.items():
+        if isinstance(value, Graph):
+            _check_body(g, n, key, value)
     if inferred != n.types:
         stored = ", ".join(map(str, n.types))
         again = ", ".join(map(str, inferred))
         raise _fail(g, n.id, f"%{n.id} ({n.op}) stores types ({stored}) but infers ({again})")
+
+
+def _check_body(g: Graph, n: Node, key: str, body: Graph) -> None:
+    """A control-flow body is a valid graph of its own, and self-contained: only
+    placeholders it lists as inputs, no variables, no updates (what it reads from
+    outside is an operand of the node)."""
+    try:
+        verify(body)
+        listed = {v.node for v in body.inputs}
+        for node in body.nodes:
+            if node.op == "variable" or (node.op == "placeholder" and node.id not in listed):
+                raise VerifyError(f"%{node.id} is a {node.op} the body does not take as input")
+        if body.updates:
+            raise VerifyError("the body updates variables")
+    except VerifyError as error:
+        raise _fail(g, n.id, f"%{n.id} ({n.op}), body {key}: {error}") from None
 
 
 def verify(g: Graph) -> Graph:

@@ -8,7 +8,8 @@ numerically stable way.
 
 from __future__ import annotations
 
-from graphc.api import elementwise, nn, reduce, shape
+from graphc.api import control, elementwise, nn, reduce, shape
+from graphc.api.control import *  # noqa: F403
 from graphc.api.elementwise import *  # noqa: F403
 from graphc.api.indexing import getitem
 from graphc.api.linalg import dot, matmul
@@ -17,6 +18,7 @@ from graphc.api.reduce import *  # noqa: F403
 from graphc.api.shape import *  # noqa: F403
 
 __all__ = [
+    *control.__all__,
     *elementwise.__all__,
     *nn.__all__,
     *reduce.__all__,

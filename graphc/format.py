@@ -45,17 +45,19 @@ from graphc.errors import (
     GraphcError,
     InternalError,
 )
-from graphc.ir import Graph, Value
+from graphc.ir import Graph, GraphBuilder, Node, Value
 from graphc.registry import Attrs, ConstArray
 from graphc.state import VariableState
 
 if TYPE_CHECKING:
     from graphc.tensor import Tensor
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Changelog of FORMAT_VERSION (a reader reads every version up to its own):
 #   1  graphc 0.1.0: graphc.json manifest + arrays/<n>.npy; attributes tagged by type
 #      (floats as hex, arrays by member name, fused bodies as lists of steps).
+#   2  control flow: an attribute may be a sub-graph, {"graph": {"nodes", "inputs",
+#      "outputs"}}, its nodes written as the top level's are (no variables, no updates).
 
 FORMAT_NAME = "graphc"
 MANIFEST = "graphc.json"
@@ -102,6 +104,14 @@ def _encode_attr(value: Any, arrays: _Arrays) -> Any:
         return {"array": arrays.add(value.array)}
     if isinstance(value, Attrs):
         return {"attrs": {k: _encode_attr(v, arrays) for k, v in value.items()}}
+    if isinstance(value, Graph):
+        return {
+            "graph": {
+                "nodes": [_encode_node(n, arrays) for n in value.nodes],
+                "inputs": [_encode_value(v) for v in value.inputs],
+                "outputs": [_encode_value(v) for v in value.outputs],
+            }
+        }
     raise InternalError(f"cannot save an attribute value of type {type(value).__name__}")
 
 
@@ -113,6 +123,18 @@ def _encode_value(v: Value) -> list[int]:
     return [v.node, v.index]
 
 
+def _encode_node(n: Node, arrays: _Arrays) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "op": n.op,
+        "inputs": [_encode_value(v) for v in n.inputs],
+        "attrs": {k: _encode_attr(v, arrays) for k, v in n.attrs.items()},
+        "types": [_encode_type(t) for t in n.types],
+        "name": n.name,
+        "origin": n.origin,
+    }
+
+
 def manifest_of(fn: Any, arrays: _Arrays) -> dict[str, Any]:
     """The manifest of Function `fn`; its arrays go into `arrays`."""
     from graphc import __version__
@@ -122,17 +144,7 @@ def manifest_of(fn: Any, arrays: _Arrays) -> dict[str, Any]:
     variables = []
     nodes = []
     for n in graph.nodes:
-        nodes.append(
-            {
-                "id": n.id,
-                "op": n.op,
-                "inputs": [_encode_value(v) for v in n.inputs],
-                "attrs": {k: _encode_attr(v, arrays) for k, v in n.attrs.items()},
-                "types": [_encode_type(t) for t in n.types],
-                "name": n.name,
-                "origin": n.origin,
-            }
-        )
+        nodes.append(_encode_node(n, arrays))
         if n.op == "variable":
             variable = states[n.id]
             variables.append(
@@ -456,6 +468,8 @@ def _decode_attr(value: Any, where: str, schema: _Schema, array_of: Callable[[st
             pass
     elif tag == "array" and isinstance(content, str):
         return ConstArray(array_of(content))
+    elif tag == "graph" and isinstance(content, dict):
+        return _decode_graph(content, where, schema, array_of)
     elif tag == "attrs" and isinstance(content, dict):
         return Attrs(
             {
@@ -464,6 +478,94 @@ def _decode_attr(value: Any, where: str, schema: _Schema, array_of: Callable[[st
             }
         )
     raise schema.fail(where, f"bad {tag!r} attribute {content!r:.80}")
+
+
+def _declared_types(node: dict[str, Any], where: str, schema: _Schema) -> list[tuple]:
+    """A node's `types` entry as (dtype, shape) pairs."""
+    declared = []
+    for j, t in enumerate(schema.list(node["types"], f"{where}.types")):
+        t = schema.obj(t, f"{where}.types[{j}]", ("dtype", "shape"))
+        dtype = schema.dtype(t["dtype"], f"{where}.types[{j}].dtype")
+        declared.append((dtype, schema.shape(t["shape"], f"{where}.types[{j}]", symbolic=True)))
+    return declared
+
+
+class _BodyDecoder:
+    """Builds a control-flow body again through a builder of its own: ops known,
+    attributes valid, types inferred and compared with the declared ones; only
+    placeholders it takes as inputs, and no variables."""
+
+    def __init__(self, where: str, schema: _Schema, array_of: Callable[[str], Any]) -> None:
+        self.where, self.schema, self.array_of = where, schema, array_of
+        self.builder = GraphBuilder()
+        self.values: dict[tuple[int, int], Value] = {}
+
+    def value(self, ref: Any, at: str) -> Value:
+        key = self.schema.value(ref, at)
+        if key not in self.values:
+            raise self.schema.fail(at, f"reads %{key[0]}.{key[1]}, which no earlier node defines")
+        return self.values[key]
+
+    def node(self, item: Any, at: str) -> None:
+        schema = self.schema
+        node = schema.obj(item, at, ("id", "op", "inputs", "attrs", "types"))
+        node_id = schema.int(node["id"], f"{at}.id")
+        if (node_id, 0) in self.values:
+            raise schema.fail(at, f"node id {node_id} appears twice")
+        op = schema.str(node["op"], f"{at}.op")
+        if op == "variable":
+            raise schema.fail(at, "a body has no variables (it reads them as operands)")
+        inputs = [
+            self.value(ref, f"{at}.inputs[{j}]")
+            for j, ref in enumerate(schema.list(node["inputs"], f"{at}.inputs"))
+        ]
+        attrs = {
+            schema.str(k, f"{at}.attrs"): _decode_attr(v, f"{at}.attrs.{k}", schema, self.array_of)
+            for k, v in schema.obj(node["attrs"], f"{at}.attrs", ()).items()
+        }
+        declared = _declared_types(node, at, schema)
+        name = schema.str(node.get("name"), f"{at}.name", optional=True)
+        origin = schema.str(node.get("origin"), f"{at}.origin", optional=True)
+        try:
+            outputs = self.builder.add(op, inputs, attrs, name=name, origin=origin)
+        except GraphcError as error:
+            raise schema.fail(at, f"node {node_id} ({op}): {error}") from None
+        inferred = [_plain(self.builder.type_of(v)) for v in outputs]
+        if inferred != declared:
+            raise schema.fail(
+                at,
+                f"node {node_id} ({op}) declares types {_show(declared)} but they infer as "
+                f"{_show(inferred)}",
+            )
+        for j, v in enumerate(outputs):
+            self.values[(node_id, j)] = v
+
+    def graph(self, content: dict[str, Any]) -> Graph:
+        schema, where = self.schema, self.where
+        raw = schema.obj(content, where, ("nodes", "inputs", "outputs"))
+        for i, item in enumerate(schema.list(raw["nodes"], f"{where}.nodes")):
+            self.node(item, f"{where}.nodes[{i}]")
+        inputs, outputs = (
+            [self.value(r, f"{where}.{key}[{i}]") for i, r in enumerate(refs)]
+            for key, refs in (
+                ("inputs", schema.list(raw["inputs"], f"{where}.inputs")),
+                ("outputs", schema.list(raw["outputs"], f"{where}.outputs")),
+            )
+        )
+        listed = {v.node for v in inputs}
+        for value in self.values.values():
+            node = self.builder.node(value)
+            if (node.op == "placeholder") != (node.id in listed):
+                raise schema.fail(
+                    where, f"%{node.id} ({node.op}): a body's inputs are its placeholders"
+                )
+        return self.builder.build(inputs, outputs).renumbered()[0]
+
+
+def _decode_graph(
+    content: dict[str, Any], where: str, schema: _Schema, array_of: Callable[[str], Any]
+) -> Graph:
+    return _BodyDecoder(where, schema, array_of).graph(content)
 
 
 def _read_manifest(reader: _Reader) -> dict[str, Any]:
@@ -542,11 +644,7 @@ class _Rebuilder:
             )
             for k, v in schema.obj(node["attrs"], f"{where}.attrs", ()).items()
         }
-        declared = []
-        for j, t in enumerate(schema.list(node["types"], f"{where}.types")):
-            t = schema.obj(t, f"{where}.types[{j}]", ("dtype", "shape"))
-            dtype = schema.dtype(t["dtype"], f"{where}.types[{j}].dtype")
-            declared.append((dtype, schema.shape(t["shape"], f"{where}.types[{j}]", symbolic=True)))
+        declared = _declared_types(node, where, schema)
         try:
             if op == "variable":
                 outputs = self.variable(node_id, attrs)

@@ -6,6 +6,9 @@ it was written (`format_v<N>_expected.npz`).
 
 The model: a small MLP training step (Adam updates, a dict of outputs), a softmax with
 unknown batch size and a few attribute kinds (axes, keepdims, a constant array, NaN).
+Since version 2 it also holds control flow (a scan over the batch, a cond and a bounded
+while_loop) and their gradients, so it is built for device="reference", the device that
+runs control flow.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ def build() -> tuple[gc.Function, dict[str, np.ndarray]]:
     b = gc.Variable(np.zeros(4, "float32"), name="b")
     table = gc.constant(np.array([1.0, np.nan, -0.0, np.inf], "float32"))
     logits = gc.tanh(x @ w + b) * 2.0
+    _, running = gc.scan(lambda total, row: (total + row, total), gc.zeros_like(b), logits)
+    scale = gc.while_loop(lambda s: s < 1.5, lambda s: s * 1.25, gc.sum(b * b) + 0.5, 8)
+    logits = gc.cond(gc.sum(running) > 0.0, lambda a, s: a * s, lambda a, s: a - s, logits, scale)
     loss = gc.mean(gc.softmax_cross_entropy(logits, labels))
     updates = gc.optim.adam([w, b], gc.grad(loss, [w, b]), lr=0.05)
     outputs = {
@@ -35,7 +41,7 @@ def build() -> tuple[gc.Function, dict[str, np.ndarray]]:
         "masked": gc.where(gc.isfinite(table), table, 0.0) + gc.sum(logits, axis=0),
         "top": gc.argmax(logits, axis=1),
     }
-    step = gc.function([x, labels], outputs, updates=updates)
+    step = gc.function([x, labels], outputs, updates=updates, device="reference")
     feeds = {
         "x": rng.standard_normal((5, 6)).astype("float32"),
         "labels": rng.integers(0, 4, 5).astype("int64"),

@@ -95,7 +95,7 @@ CRAFTED = {
     ),
     "future version": (
         lambda d: _rewrite(d, _set(["format_version"], 99)),
-        "format version 99 .* newer than the version 1",
+        f"format version 99 .* newer than the version {gc.FORMAT_VERSION}",
     ),
     "version zero": (lambda d: _rewrite(d, _set(["format_version"], 0)), "unknown format version"),
     "unknown op": (

@@ -9,6 +9,7 @@ into a PassError with an IR excerpt. Never log-and-continue.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from graphc import config
 from graphc.errors import ArgumentError, GraphcError, PassError, VerifyError
 from graphc.ir import Graph
 from graphc.printer import format_graph
+from graphc.registry import Attrs
 from graphc.verify import verify
 
 DEFAULT_PIPELINE = (
@@ -29,6 +31,12 @@ DEFAULT_PIPELINE = (
     "dce",
     "plan_memory",  # assign temporaries to reusable buffers, in place where safe
 )
+
+
+# passes that also run inside control-flow bodies (each body on its own, with the same
+# inputs and outputs); fuse and plan_memory are the backends' concern, which do not
+# lower bodies yet
+BODY_PASSES = frozenset({"fold", "simplify", "cse", "dce"})
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,31 @@ def structural_key(g: Graph) -> tuple:
     )
 
 
+def _in_bodies(result: PassResult, name: str, checking: bool) -> PassResult:
+    """`result` with pass `name` run inside every control-flow body of its graph too
+    (nested bodies included); its stats gain "bodies": how many bodies it changed."""
+    changed = 0
+    nodes = []
+    for node in result.graph.nodes:
+        bodies = {k: v for k, v in node.attrs.items() if isinstance(v, Graph)}
+        if not bodies:
+            nodes.append(node)
+            continue
+        new = {}
+        for key, body in bodies.items():
+            optimized, _ = run_pipeline(body, (name,), verify_each=checking)
+            if structural_key(optimized) != structural_key(body):
+                new[key] = optimized.renumbered()[0]
+        if new:
+            changed += len(new)
+            node = dataclasses.replace(node, attrs=Attrs({**node.attrs, **new}))
+        nodes.append(node)
+    if not changed:
+        return result
+    stats = {**result.stats, "bodies": changed}
+    return PassResult(result.graph.replace(nodes=tuple(nodes)), stats)
+
+
 def run_pipeline(
     g: Graph, names: Sequence[str], *, verify_each: bool | None = None
 ) -> tuple[Graph, PassReport]:
@@ -113,6 +146,8 @@ def run_pipeline(
         start = time.perf_counter()
         try:
             result = PASSES[name](g)
+            if name in BODY_PASSES:
+                result = _in_bodies(result, name, checking)
             if checking:
                 verify(result.graph)
         except VerifyError as error:

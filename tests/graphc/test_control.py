@@ -384,3 +384,36 @@ def test_the_signatures_are_api_mds() -> None:
         False,
         False,
     ]
+
+
+def test_the_newton_solver_example_runs_and_checks_its_gradients(capsys) -> None:
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "newton_solver.py"
+    runpy.run_path(str(example), run_name="__main__")  # it asserts the implicit derivatives
+    assert "residual" in capsys.readouterr().out
+
+
+def test_fold_simplify_cse_and_dce_run_inside_bodies(rng) -> None:
+    x = gc.placeholder((None, 3), "float64", name="x")
+
+    def step(h, xt):
+        unused = gc.sin(xt)  # noqa: F841 (dead: never part of the body)
+        a = gc.exp(xt) * 1.0 + 0.0  # simplify: exp(xt)
+        b = gc.exp(xt)  # cse: the same exp
+        k = gc.constant(2.0) * gc.constant(3.0)  # fold: 6
+        return h + a + b * k, None
+
+    final, _ = gc.scan(step, np.zeros(3), x)
+    f = gc.function([x], final)
+    (scan,) = [n for n in f.graph.nodes if n.op == "scan"]
+    ops = [n.op for n in scan.attrs["body"].nodes]
+    assert ops.count("exp") == 1
+    assert "sin" not in ops
+    assert ops.count("mul") == 1  # b * 6 only
+    constants = [n for n in scan.attrs["body"].nodes if n.op == "constant"]
+    assert [float(c.attrs["value"].array) for c in constants] == [6.0]
+    assert "bodies" in str(f.report())
+    xv = rng.standard_normal((4, 3))
+    np.testing.assert_allclose(f(xv), (np.exp(xv) * 7).sum(0), rtol=1e-12)

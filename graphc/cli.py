@@ -233,6 +233,10 @@ def to_dot(graph: Any, title: str = "graphc") -> str:
             label = f"constant\n{n.attrs['value'].array.reshape(-1)[0].item()!r}"
         fill = "#d9f2d9" if any(v in outputs for v in n.outputs) else fills.get(n.op, "#f4f4f4")
         lines.append(f"  n{n.id} [label={_quote(label)}, fillcolor={_quote(fill)}];")
+        for key, value in n.attrs.items():
+            if hasattr(value, "nodes") and hasattr(value, "outputs"):  # a control-flow body
+                first = _body_cluster(lines, f"n{n.id}_{key}", value, f"{n.op} %{n.id}: {key}")
+                lines.append(f'  n{n.id} -> {first} [style=dotted, arrowhead=none, label="{key}"];')
     for n in graph.nodes:
         for v, readers in zip(n.inputs, targets[n.id], strict=True):
             label = _quote(_type_label(graph.type_of(v)))
@@ -245,6 +249,30 @@ def to_dot(graph: Any, title: str = "graphc") -> str:
         lines.append(f'  {source[v]} -> n{variable} [style=dashed, label="update"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _body_cluster(lines: list[str], prefix: str, body: Any, title: str, depth: int = 1) -> str:
+    """A control-flow body as a cluster of its nodes (nested bodies as nested clusters),
+    its inputs numbered as the node's operands; returns the DOT name of its first node."""
+    pad = "  " * (depth + 1)
+    lines.append(f"{'  ' * depth}subgraph cluster_{prefix} {{")
+    lines.append(f'{pad}label={_quote(title)}; style="rounded,dashed";')
+    names = {n.id: f"{prefix}_{n.id}" for n in body.nodes}
+    inputs = {v.node: i for i, v in enumerate(body.inputs)}
+    outputs = {v.node for v in body.outputs}
+    for n in body.nodes:
+        label = f"input {inputs[n.id]}" if n.id in inputs else n.op
+        fill = "#d9f2d9" if n.id in outputs else "#d6eaff" if n.id in inputs else "#f4f4f4"
+        lines.append(f"{pad}{names[n.id]} [label={_quote(label)}, fillcolor={_quote(fill)}];")
+        for key, value in n.attrs.items():
+            if hasattr(value, "nodes") and hasattr(value, "outputs"):
+                inner = f"{prefix}_{n.id}_{key}"
+                first = _body_cluster(lines, inner, value, f"{n.op}: {key}", depth + 1)
+                lines.append(f"{pad}{names[n.id]} -> {first} [style=dotted, arrowhead=none];")
+        for v in n.inputs:
+            lines.append(f"{pad}{names[v.node]} -> {names[n.id]};")
+    lines.append(f"{'  ' * depth}}}")
+    return names[body.nodes[0].id]
 
 
 def _fused_cluster(lines: list[str], n: Any, source: dict[Any, str]) -> list[list[str]]:

@@ -114,3 +114,21 @@ def test_crafted_bodies_raise_format_error(saved, tmp_path: Path, change, reason
     _, path = saved
     with pytest.raises(gc.FormatError, match=reason):
         gc.load(_crafted(tmp_path, path, change), device="reference")
+
+
+def test_graphc_show_draws_bodies_as_clusters(saved, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _, path = saved
+    done = subprocess.run(
+        [sys.executable, "-m", "graphc", "show", str(path), "-o", str(tmp_path / "g.dot")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    dot = (tmp_path / "g.dot").read_text()
+    for title in ('"scan %', '"cond %', '"while_loop %', "cond_body", "true_body"):
+        assert title in dot
+    assert dot.count("subgraph cluster_") >= 5  # a scan's, a cond's two, a while_loop's two

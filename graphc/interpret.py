@@ -15,7 +15,7 @@ import numpy as np
 
 from graphc.errors import DTypeError, InputError, InternalError, ShapeError
 from graphc.ir import Graph, Node, Value, value_label
-from graphc.ops.control import concrete_cond_types
+from graphc.ops.control import CONTROL_OPS, body_input_types
 from graphc.ops.fused import body_types
 from graphc.registry import lookup
 from graphc.types import Sym, TensorType
@@ -66,9 +66,8 @@ def concrete_types(
             raise InputError(f"no value for {n.op} {n.attrs['name']!r}")
         else:
             input_types = [result[v.node][v.index] for v in n.inputs]
-            infer = concrete_cond_types if n.op == "cond" else lookup(n.op).infer
             try:
-                inferred = infer(*input_types, **n.attrs)
+                inferred = lookup(n.op).infer(*input_types, **n.attrs)
             except (ShapeError, DTypeError) as error:
                 operands = "  with  ".join(
                     f"{value_label(g.node(v), v.index)}: {t}"
@@ -80,6 +79,12 @@ def concrete_types(
             bind_dims(symbolic, concrete, bindings, value_label(n, index))
         if n.op == "fused":
             _bind_body(g, n, [result[v.node][v.index] for v in n.inputs], bindings)
+        elif n.op in CONTROL_OPS:
+            # a body's run-time sizes, its own included: compiled code reads them too
+            operand_types = [result[v.node][v.index] for v in n.inputs]
+            for body, inputs in body_input_types(n.op, n.attrs, operand_types):
+                body_sources = {v.node: t for v, t in zip(body.inputs, inputs, strict=True)}
+                concrete_types(body, body_sources, bindings)
         result[n.id] = types
     return result
 

@@ -45,6 +45,8 @@ import numpy as np
 from graphc import config
 from graphc.errors import InternalError
 from graphc.ir import Graph, Node, Value
+from graphc.kernels.control import body_types as body_types_of_control
+from graphc.kernels.control import lift_constants
 from graphc.ops.fused import body_types
 from graphc.registry import REGISTRY, Attrs, ConstArray, lookup
 from graphc.types import Shape, Sym, TensorType
@@ -239,7 +241,7 @@ def _collect_dims(g: Graph, kernels: tuple[KernelRecord, ...]) -> tuple[Sym, ...
     """Every run-time size of the graph's values, fused bodies' inner values included
     (a kernel iterates over them; the runtime binds them: interpret.concrete_types)."""
     seen: dict[Sym, None] = {}
-    types = [t for n in g.nodes for t in n.types]
+    types = [t for n in g.nodes for t in n.types] + body_types_of_control(g)
     for record in kernels:
         if isinstance(record, Loop):
             types += record.value_types
@@ -304,7 +306,9 @@ def _home(n: Node, v: Value, state_of: dict[Value, int], arena_slot: dict[Value,
 
 
 def plan(g: Graph) -> Program:
-    """The kernel program of an optimized graph (one with or without a memory plan)."""
+    """The kernel program of an optimized graph (one with or without a memory plan).
+    Control-flow bodies lose their array constants to operands first (control.py)."""
+    g = lift_constants(g)
     position = {n.id: i for i, n in enumerate(g.nodes)}
     fetched = set(g.outputs)
     state_of = _state_updates(g, position, fetched)

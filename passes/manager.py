@@ -34,9 +34,9 @@ DEFAULT_PIPELINE = (
 
 
 # passes that also run inside control-flow bodies (each body on its own, with the same
-# inputs and outputs); fuse and plan_memory are the backends' concern, which do not
-# lower bodies yet
-BODY_PASSES = frozenset({"fold", "simplify", "cse", "dce"})
+# inputs and outputs); a body's values are fresh arrays each step (kernels/cpu/control.py),
+# so plan_memory does not
+BODY_PASSES = frozenset({"fold", "simplify", "cse", "dce", "fuse"})
 
 
 @dataclass(frozen=True)

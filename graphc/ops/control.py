@@ -19,7 +19,8 @@ part ends):
 
 The type rules type the bodies again on the operands' types (symbolic at build time,
 concrete in a run), so a carry whose shape would change from step to step is refused
-when the node is built, or when a call binds the sizes. The references run the bodies
+when the node is built, or when a call binds the sizes (both branches of a cond must
+type on a call's sizes, though only the one taken runs). The references run the bodies
 with the interpreter; the gradient rules build their graphs with the front end's
 control-flow helpers (`api.control`, see graphc.autodiff.RuleAPI).
 """
@@ -90,23 +91,6 @@ def _infer_cond(
     other = _retype(false_body, operands, "false_fn")
     _same("true_fn and false_fn return different types", taken, other)
     return taken
-
-
-def concrete_cond_types(
-    pred: TensorType, *operands: TensorType, true_body: Graph, false_body: Graph
-) -> tuple[TensorType, ...]:
-    """A cond's types for a call's concrete operand types: those of a branch that types
-    on them. The other branch may fail on these sizes: only the branch taken runs (and
-    raises, if it is that one)."""
-    try:
-        return _infer_cond(pred, *operands, true_body=true_body, false_body=false_body)
-    except (ShapeError, DTypeError):
-        for body in (true_body, false_body):
-            try:
-                return _retype(body, operands, "a branch")
-            except (ShapeError, DTypeError):
-                continue
-        raise
 
 
 def _cond(pred: np.ndarray, *operands: np.ndarray, true_body: Graph, false_body: Graph) -> Any:
@@ -302,6 +286,21 @@ register(
         doc="Runs body while cond_body holds (at most max_iterations times, when given).",
     )
 )
+
+
+def body_input_types(
+    n_op: str, attrs: Any, types: Sequence[TensorType]
+) -> list[tuple[Graph, list[TensorType]]]:
+    """Each body of a control node with the types of its inputs, for the node's operand
+    `types` (symbolic, or a call's concrete types)."""
+    if n_op == "cond":
+        operands = list(types[1:])
+        return [(attrs["true_body"], operands), (attrs["false_body"], operands)]
+    if n_op == "scan":
+        carry, xs, captures = _split_scan(types, attrs["n_carry"], attrs["n_xs"])
+        slices = [TensorType(x.dtype, x.shape[1:]) for x in xs]
+        return [(attrs["body"], [*carry, *slices, *captures])]
+    return [(attrs["cond_body"], list(types)), (attrs["body"], list(types))]
 
 
 def _sources(body: Graph, arrays: Sequence[np.ndarray]) -> dict[int, np.ndarray]:

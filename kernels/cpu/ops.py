@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.ir import Node, Value
-from graphc.kernels.cpu import arrays, loops, nn  # noqa: F401  (their emitters register on import)
+from graphc.kernels.cpu import (  # noqa: F401  (their emitters register on import)
+    arrays,
+    control,
+    loops,
+    nn,
+)
 from graphc.kernels.cpu.codegen import (
     CONTIGUOUS_VIEWS,
     Arg,

@@ -1,7 +1,8 @@
 """Control flow: cond, scan, while_loop and fori_loop, against plain Python loops over
 numpy, with gradients against finite differences (first and second order, nested
-loops, a cond inside a scan), and their errors. These run on the reference
-interpreter (the conftest's default device)."""
+loops, a cond inside a scan), and their errors. Every test runs twice: on the
+reference interpreter and on the CPU backend, whose entry function runs the loops
+(kernels/cpu/control.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from gradcheck import check_gradients, check_second_order
 
 import graphc as gc
 from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError, InputError, ShapeError
+
+
+@pytest.fixture(autouse=True, params=["reference", "cpu"])
+def device(request, monkeypatch) -> str:
+    """The device every function of the test is built for (the default device)."""
+    monkeypatch.setenv("GRAPHC_DEVICE", request.param)
+    return request.param
 
 
 def _rnn_numpy(xs: np.ndarray, w: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,15 +47,16 @@ def test_cond_runs_the_branch_the_predicate_picks() -> None:
 
 
 def test_cond_runs_only_the_branch_taken() -> None:
-    # the false branch's reshape fails for 3 values: it must not run when p holds
-    x = gc.placeholder((None,), "float64", name="x")
+    # the false branch reads index i of x, out of range for i = 5: it must not run when p holds
+    x = gc.placeholder((3,), "float64", name="x")
+    i = gc.placeholder((), "int64", name="i")
     p = gc.placeholder((), "bool", name="p")
-    out = gc.cond(p, lambda a: a.sum(), lambda a: gc.reshape(a, (2, 2)).sum(), x)
-    f = gc.function([p, x], out)
-    assert f(True, np.ones(3)) == 3.0
-    with pytest.raises(InputError):
-        f(False, np.ones(3))
-    assert f(False, np.ones(4)) == 4.0
+    out = gc.cond(p, lambda a, k: a.sum(), lambda a, k: gc.take(a, k), x, i)
+    f = gc.function([p, x, i], out)
+    assert f(True, np.ones(3), np.int64(5)) == 3.0
+    with pytest.raises(IndexError):
+        f(False, np.ones(3), np.int64(5))
+    assert f(False, np.arange(3.0), np.int64(2)) == 2.0
 
 
 def test_cond_captures_outer_values_as_operands() -> None:
@@ -360,13 +369,6 @@ def test_the_verifier_refuses_a_body_with_a_variable() -> None:
         verify(broken)
 
 
-def test_compiled_devices_refuse_control_flow_clearly() -> None:
-    x = gc.placeholder((None,), "float32", name="x")
-    final, _ = gc.scan(lambda c, e: (c + e, None), gc.constant(np.float32(0)), x)
-    with pytest.raises(NotImplementedError, match="device='reference'"):
-        gc.function([x], final, device="cpu")
-
-
 def test_the_signatures_are_api_mds() -> None:
     import inspect
 
@@ -406,7 +408,7 @@ def test_fold_simplify_cse_and_dce_run_inside_bodies(rng) -> None:
         return h + a + b * k, None
 
     final, _ = gc.scan(step, np.zeros(3), x)
-    f = gc.function([x], final)
+    f = gc.function([x], final, optimize=("fold", "simplify", "cse", "dce"))
     (scan,) = [n for n in f.graph.nodes if n.op == "scan"]
     ops = [n.op for n in scan.attrs["body"].nodes]
     assert ops.count("exp") == 1
@@ -417,3 +419,22 @@ def test_fold_simplify_cse_and_dce_run_inside_bodies(rng) -> None:
     assert "bodies" in str(f.report())
     xv = rng.standard_normal((4, 3))
     np.testing.assert_allclose(f(xv), (np.exp(xv) * 7).sum(0), rtol=1e-12)
+
+
+def test_fuse_runs_inside_bodies(rng) -> None:
+    x = gc.placeholder((None, 4), "float32", name="x")
+    w = gc.Variable(rng.standard_normal((4, 4)).astype(np.float32), name="w")
+
+    def step(h, xt):
+        z = xt @ w + h
+        return gc.sigmoid(z) * gc.tanh(z) + 0.5 * h, gc.softmax(z, axis=-1)
+
+    final, ys = gc.scan(step, np.zeros(4, np.float32), x)
+    outputs = [final, ys, *gc.grad(final.sum() + ys[:, 0].sum(), [x, w])]
+    f = gc.function([x], outputs)
+    (scan, *_) = [n for n in f.graph.nodes if n.op == "scan"]
+    assert any(n.op == "fused" for n in scan.attrs["body"].nodes)
+    plain = gc.function([x], outputs, device="reference", optimize=False)
+    xv = rng.standard_normal((5, 4)).astype(np.float32)
+    for got, want in zip(f(xv), plain(xv), strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)

@@ -40,7 +40,7 @@ def _gru(x, h0, w_ih, w_hh, b_ih, b_hh):
     return ys, h
 
 
-def _compare(kind: str, rng: np.random.Generator) -> None:
+def _compare(kind: str, device: str, rng: np.random.Generator) -> None:
     gates = 4 if kind == "lstm" else 3
     module = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(IN, H).double()
     params = [p.detach().numpy().copy() for p in module.parameters()]  # w_ih, w_hh, b_ih, b_hh
@@ -85,7 +85,7 @@ def _compare(kind: str, rng: np.random.Generator) -> None:
         wrt = [px, ph0, *variables]
         inputs = [px, ph0]
         feeds = [x, h0]
-    fn = gc.function(inputs, [gloss, gys, *gc.grad(gloss, wrt)])
+    fn = gc.function(inputs, [gloss, gys, *gc.grad(gloss, wrt)], device=device)
     got_loss, got_ys, *got_grads = fn(*feeds)
     np.testing.assert_allclose(got_loss, loss.item(), rtol=1e-10)
     np.testing.assert_allclose(got_ys, ys.detach().numpy(), rtol=1e-10, atol=1e-12)
@@ -93,7 +93,8 @@ def _compare(kind: str, rng: np.random.Generator) -> None:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-10)
 
 
+@pytest.mark.parametrize("device", ["reference", "cpu"])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_scan_rnns_match_torch_forward_and_backward(kind: str, rng) -> None:
+def test_scan_rnns_match_torch_forward_and_backward(kind: str, device: str, rng) -> None:
     torch.manual_seed(0)
-    _compare(kind, rng)
+    _compare(kind, device, rng)

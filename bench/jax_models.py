@@ -1,5 +1,5 @@
 """The compile-time workloads in jax (the peer of bench/compile_time.py): the chain,
-W7 and W8 with the same initial values and data as bench/models.py.
+W7, W8 and W9 with the same initial values and data as bench/models.py.
 
 `first_step(workload)` times the first call of the jitted step: tracing plus XLA's
 compile, plus one run. Imported only in a process whose python has jax.
@@ -59,6 +59,26 @@ def _lenet(jnp, jax, params, images, labels):  # type: ignore[no-untyped-def]
     return -jnp.take_along_axis(logp, labels.reshape(-1, 1), axis=1).mean()
 
 
+def _lstm(jnp, jax, params, inputs, targets):  # type: ignore[no-untyped-def]
+    """W9: the LSTM as jax.lax.scan, torch.nn.LSTM's gate order (i, f, g, o)."""
+    import models
+
+    B, H = models.LSTM["B"], models.LSTM["H"]
+    bias = params["b_ih"] + params["b_hh"]
+
+    def cell(state, x):  # type: ignore[no-untyped-def]
+        h, c = state
+        gates = x @ params["w_ih"].T + h @ params["w_hh"].T + bias
+        i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    zeros = jnp.zeros((B, H), jnp.float32)
+    _, hs = jax.lax.scan(cell, (zeros, zeros), inputs)
+    return jnp.mean((hs @ params["head"] + params["headb"] - targets) ** 2)
+
+
 def first_step(workload: str) -> dict:
     start = time.perf_counter()
     import jax
@@ -78,7 +98,7 @@ def first_step(workload: str) -> dict:
             return h
 
         args: tuple = (models.chain_batch(),)
-    elif workload in ("W7", "W8"):
+    elif workload in ("W7", "W8", "W9"):
         step, state, data = _training_step(workload)
         args = (*state, *data)
     else:
@@ -102,10 +122,20 @@ def _training_step(workload: str) -> tuple[Any, tuple, tuple]:
     import jax.numpy as jnp
     import models
 
-    loss_fn = _lenet if workload == "W7" else _gpt
-    params = models.lenet_params() if workload == "W7" else models.gpt_params()
-    data = models.lenet_batch() if workload == "W7" else models.gpt_batch()
+    loss_fn = {"W7": _lenet, "W8": _gpt, "W9": _lstm}[workload]
+    params = {"W7": models.lenet_params, "W8": models.gpt_params, "W9": models.lstm_params}[
+        workload
+    ]()
+    data = {"W7": models.lenet_batch, "W8": models.gpt_batch, "W9": models.lstm_batch}[workload]()
     zeros = jax.tree.map(np.zeros_like, params)
+    if workload == "W9":
+
+        @jax.jit
+        def sgd_step(p, a, b):  # type: ignore[no-untyped-def]
+            loss, g = jax.value_and_grad(lambda q: loss_fn(jnp, jax, q, a, b))(p)
+            return loss, jax.tree.map(lambda pi, gi: pi - 0.1 * gi, p, g)
+
+        return sgd_step, (params,), data
     if workload == "W7":
 
         @jax.jit

@@ -1,5 +1,5 @@
-"""W7 (LeNet-5 step) and W8 (GPT step) of PERFORMANCE.md as graphc programs, and the
-chain of N identical blocks from the compile-time issue.
+"""W7 (LeNet-5 step), W8 (GPT step) and W9 (LSTM step) of PERFORMANCE.md as graphc
+programs, and the chain of N identical blocks from the compile-time issue.
 
 The initial values and data come from numpy (seeded), so the peer in jax_models.py
 starts from identical weights; graphc is imported only by the builders.
@@ -137,6 +137,66 @@ def lenet_step(compile: str = "eager") -> graphc.Function:
     grads = graphc.grad(loss, variables)
     updates = graphc.optim.sgd(variables, grads, lr=0.05, momentum=0.9)
     return graphc.function([images, labels], loss, updates=updates, compile=compile)
+
+
+# W9: batch, sequence, input, hidden, regression targets per step
+LSTM = {"B": 32, "T": 64, "I": 128, "H": 256, "O": 16}
+
+
+def lstm_params(seed: int = 0) -> dict[str, np.ndarray]:
+    """torch.nn.LSTM's layout (gates i, f, g, o stacked in rows) and a linear head."""
+    I, H, O = LSTM["I"], LSTM["H"], LSTM["O"]  # noqa: E741
+    rng = np.random.default_rng(seed)
+    bound = 1 / np.sqrt(H)
+
+    def uniform(*shape: int) -> np.ndarray:
+        return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+    return {
+        "w_ih": uniform(4 * H, I),
+        "w_hh": uniform(4 * H, H),
+        "b_ih": uniform(4 * H),
+        "b_hh": uniform(4 * H),
+        "head": uniform(H, O),
+        "headb": uniform(O),
+    }
+
+
+def lstm_batch(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """A (T, B, I) sequence and (T, B, O) targets."""
+    B, T, I, O = LSTM["B"], LSTM["T"], LSTM["I"], LSTM["O"]  # noqa: E741
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((T, B, I)).astype(np.float32)
+    return inputs, rng.standard_normal((T, B, O)).astype(np.float32)
+
+
+def lstm_step(compile: str = "eager") -> graphc.Function:
+    """One SGD step (lr 0.1) of an LSTM (W9) with a linear head on every step's hidden
+    state and a mean squared error, the LSTM written with graphc.scan."""
+    import graphc
+
+    B, H = LSTM["B"], LSTM["H"]
+    p = {name: graphc.Variable(value, name=name) for name, value in lstm_params().items()}
+    inputs = graphc.placeholder((None, B, LSTM["I"]), "float32", name="inputs")
+    targets = graphc.placeholder((None, B, LSTM["O"]), "float32", name="targets")
+    w_ih, w_hh = graphc.transpose(p["w_ih"]), graphc.transpose(p["w_hh"])
+    bias = p["b_ih"] + p["b_hh"]
+
+    def cell(state, x):
+        h, c = state
+        gates = x @ w_ih + h @ w_hh + bias
+        i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
+        c = graphc.sigmoid(f) * c + graphc.sigmoid(i) * graphc.tanh(g)
+        h = graphc.sigmoid(o) * graphc.tanh(c)
+        return (h, c), h
+
+    zeros = np.zeros((B, H), np.float32)
+    _, hs = graphc.scan(cell, (zeros, zeros), inputs)
+    predictions = hs @ p["head"] + p["headb"]
+    loss = graphc.mean((predictions - targets) ** 2)
+    variables = list(p.values())
+    updates = graphc.optim.sgd(variables, graphc.grad(loss, variables), lr=0.1)
+    return graphc.function([inputs, targets], loss, updates=updates, compile=compile)
 
 
 def chain(blocks: int, compile: str = "eager") -> graphc.Function:

@@ -1,7 +1,7 @@
-"""The steady training step of W7 (LeNet CNN) and W8 (GPT), graphc against PyTorch
-eager, torch.compile and jax.jit, each in its own fresh process, in one run.
+"""The steady training step of W7 (LeNet CNN), W8 (GPT) and W9 (LSTM), graphc against
+PyTorch eager, torch.compile and jax.jit, each in its own fresh process, in one run.
 
-    python bench/steps.py [--only W7,W8] [--runs 20] [--threads 1]
+    python bench/steps.py [--only W7,W8,W9] [--runs 20] [--threads 1]
                           [--peer-python /path/to/python-with-torch-and-jax]
 
 The peers run in this python where torch or jax is importable here (the `bench` extra
@@ -32,7 +32,7 @@ from typing import Any
 import timing
 
 HERE = Path(__file__).resolve().parent
-WORKLOADS = ("W7", "W8")
+WORKLOADS = ("W7", "W8", "W9")
 PEERS = ("torch", "torch.compile", "jax.jit")
 RUNS = 20
 CHILD_TIMEOUT_S = 1200
@@ -63,8 +63,13 @@ def graphc_steady(workload: str, runs: int) -> dict:
     sys.path.insert(0, str(HERE))
     import models
 
-    step = models.lenet_step() if workload == "W7" else models.gpt_step()
-    args = models.lenet_batch() if workload == "W7" else models.gpt_batch()
+    builders = {
+        "W7": (models.lenet_step, models.lenet_batch),
+        "W8": (models.gpt_step, models.gpt_batch),
+        "W9": (models.lstm_step, models.lstm_batch),
+    }
+    build, batch = builders[workload]
+    step, args = build(), batch()
     ms, loss = median_ms(lambda: step(*args), runs)
     return {"ms": ms, "loss": float(loss)}
 
@@ -161,7 +166,7 @@ def format_table(
     faster) and each system's loss after the same steps (or its error)."""
     systems = ("graphc", *peers)
     lines = [
-        f"W7, W8: the steady training step, ms (median of {runs}; threads: {threads or 'default'})",
+        f"W7-W9: the steady training step, ms (median of {runs}; threads: {threads or 'default'})",
         f"{'workload':<9}" + "".join(f"{s:>14}" for s in systems) + "  graphc/fastest  losses",
     ]
     for workload, found in rows:

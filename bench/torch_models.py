@@ -1,5 +1,5 @@
-"""W7 (LeNet-5 step) and W8 (GPT step) in PyTorch, eager and under torch.compile: the
-peers of bench/models.py, from the same initial values and data.
+"""W7 (LeNet-5 step), W8 (GPT step) and W9 (torch.nn.LSTM step) in PyTorch, eager and
+under torch.compile: the peers of bench/models.py, from the same initial values and data.
 
 `steady_step(workload, runs, compiled)` times one training step (forward, backward,
 optimizer) after two warm-up steps; with `compiled`, the loss function runs under
@@ -47,6 +47,47 @@ def _lenet(torch, p, images, labels):  # type: ignore[no-untyped-def]
     return F.cross_entropy(h @ p["f3"] + p["f3b"], labels)
 
 
+def _lstm_module(torch, raw):  # type: ignore[no-untyped-def]
+    """torch.nn.LSTM with W9's weights, and the head's parameters."""
+    import models
+
+    lstm = torch.nn.LSTM(models.LSTM["I"], models.LSTM["H"])
+    with torch.no_grad():
+        for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
+            getattr(lstm, f"{name.replace('w_', 'weight_').replace('b_', 'bias_')}_l0").copy_(
+                torch.from_numpy(raw[name])
+            )
+    head = {k: torch.tensor(raw[k], requires_grad=True) for k in ("head", "headb")}
+    return lstm, head
+
+
+def _lstm_step(torch, runs: int, compiled: bool) -> dict:  # type: ignore[no-untyped-def]
+    """W9: torch.nn.LSTM (eager, or its loss under torch.compile) and SGD."""
+    import models
+    import steps
+
+    lstm, head = _lstm_module(torch, models.lstm_params())
+    inputs, targets = (torch.from_numpy(d) for d in models.lstm_batch())
+
+    def loss_fn(x, y):  # type: ignore[no-untyped-def]
+        hs, _ = lstm(x)
+        return ((hs @ head["head"] + head["headb"] - y) ** 2).mean()
+
+    if compiled:
+        loss_fn = torch.compile(loss_fn)
+    optimizer = torch.optim.SGD([*lstm.parameters(), *head.values()], lr=0.1)
+
+    def once() -> Any:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(inputs, targets)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    ms, loss = steps.median_ms(once, runs)
+    return {"ms": ms, "loss": float(loss)}
+
+
 def steady_step(workload: str, runs: int, compiled: bool = False) -> dict:
     import models
     import steps
@@ -55,6 +96,8 @@ def steady_step(workload: str, runs: int, compiled: bool = False) -> dict:
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
+    if workload == "W9":
+        return _lstm_step(torch, runs, compiled)
     raw = models.lenet_params() if workload == "W7" else models.gpt_params()
     data = models.lenet_batch() if workload == "W7" else models.gpt_batch()
     params = {k: torch.tensor(v, requires_grad=True) for k, v in raw.items()}

@@ -99,6 +99,21 @@ def _store(target: str, index: str, expression: str, t: TensorType) -> str:
     return f"{target}[{index}] = {expression}{'[()]' if t.ndim == 0 else ''}"
 
 
+def _operands(w: Writer, values: tuple[Value, ...]) -> list[str]:
+    """Names of C-contiguous arrays of `values`, bound before the loop or branch (a copy
+    made for a strided operand is made once, not in every step)."""
+    names = []
+    for v in values:
+        expression = w.contiguous_arg(v)
+        if expression.isidentifier():
+            names.append(expression)
+            continue
+        name = w.temp("operand")
+        w.line(f"{name} = {expression}")
+        names.append(name)
+    return names
+
+
 def _carries(w: Writer, values: tuple[Value, ...]) -> list[str]:
     """Fresh copies of the initial carries (a carry is replaced, never written into,
     but an input must not come back as an output)."""
@@ -119,7 +134,7 @@ def _outputs(w: Writer, node: Node, names: list[str], first: int = 0) -> None:
 @emits("cond", alloc=False)
 def _cond(w: Writer, node: Node) -> None:
     pred, operands = node.inputs[0], node.inputs[1:]
-    arrays = [w.contiguous_arg(v) for v in operands]
+    arrays = _operands(w, operands)
     results = [w.temp("picked") for _ in node.outputs]
     for keyword, key in (("if", "true_body"), ("else", "false_body")):
         body = BodyWriter(w, node.attrs[key])
@@ -137,8 +152,8 @@ def _scan(w: Writer, node: Node) -> None:
     attrs = node.attrs
     n_carry, n_xs = attrs["n_carry"], attrs["n_xs"]
     carry_in = node.inputs[:n_carry]
-    xs = [w.contiguous_arg(v) for v in node.inputs[n_carry : n_carry + n_xs]]
-    captures = [w.contiguous_arg(v) for v in node.inputs[n_carry + n_xs :]]
+    xs = _operands(w, node.inputs[n_carry : n_carry + n_xs])
+    captures = _operands(w, node.inputs[n_carry + n_xs :])
     steps = w.dim(
         scan_length([w.type_of(v) for v in node.inputs[n_carry : n_carry + n_xs]], attrs["length"])
     )
@@ -174,7 +189,7 @@ def _scan(w: Writer, node: Node) -> None:
 def _while_loop(w: Writer, node: Node) -> None:
     attrs = node.attrs
     n_carry = attrs["n_carry"]
-    captures = [w.contiguous_arg(v) for v in node.inputs[n_carry:]]
+    captures = _operands(w, node.inputs[n_carry:])
     carries = _carries(w, node.inputs[:n_carry])
     count = w.temp("count")
     w.line(f"{count} = 0")

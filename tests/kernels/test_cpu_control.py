@@ -84,3 +84,15 @@ def test_run_time_sizes_inside_bodies_are_bound(rng) -> None:
         xv, nv = rng.standard_normal((rows, cols)), rng.standard_normal(cols)
         for a, b in zip(f(xv, nv), g(xv, nv), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_strided_operands_are_made_contiguous_once_not_every_step(rng) -> None:
+    x = gc.placeholder((None, 4, 3), "float32", name="x")
+    w = gc.Variable(rng.standard_normal((5, 3)).astype(np.float32), name="w")
+    final, _ = gc.scan(lambda h, xt: (h + xt @ gc.transpose(w), None), np.zeros((4, 5), "f4"), x)
+    f = gc.function([x], final, device="cpu", compile="eager")
+    entry = f.source.split("def entry(", 1)[1].split("\ndef ", 1)[0]
+    loop = entry.split("for step_", 1)[1]
+    assert "ascontiguousarray" not in loop  # the transposed weight is copied before the loop
+    xv = rng.standard_normal((6, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(f(xv), (xv @ w.value.T).sum(0), rtol=1e-5)

@@ -225,3 +225,25 @@ def test_the_default_pipeline_preserves_results(case) -> None:
     assert [r.name for r in report.records] == list(DEFAULT_PIPELINE)
     for got, want in zip(run(optimized, case.feeds()), case.expected, strict=True):
         strategies.assert_matches(got, want)
+
+
+def test_cse_lets_a_gradients_stacking_scan_replace_the_forward_scan() -> None:
+    """The gradient of a scan runs a forward scan that also stacks what the backward
+    needs; the plain forward scan computes a prefix of its results, and cse drops it."""
+    x = gc.placeholder((None, 3), "float64", name="x")
+    w = gc.Variable(np.eye(3), name="w")
+    _, hs = gc.scan(lambda h, xt: (gc.tanh(xt @ w + h),) * 2, np.zeros(3), x)
+    loss = gc.sum(hs)
+    outputs = [loss, *gc.grad(loss, [w])]
+    unmerged = gc.function([x], outputs, device="reference", optimize=("dce",))
+    merged = gc.function([x], outputs, device="reference", optimize=("cse", "dce"))
+
+    def forward_scans(f) -> int:
+        return sum(1 for n in f.graph.nodes if n.op == "scan" and not n.attrs["reverse"])
+
+    assert forward_scans(unmerged) == 2
+    assert forward_scans(merged) == 1
+    assert "scans 1" in str(merged.report())
+    xv = np.random.default_rng(0).standard_normal((5, 3))
+    for a, b in zip(unmerged(xv), merged(xv), strict=True):
+        np.testing.assert_array_equal(a, b)

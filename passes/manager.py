@@ -26,6 +26,7 @@ DEFAULT_PIPELINE = (
     "fold",  # evaluate constant subgraphs with the numpy reference
     "simplify",  # algebraic identities and stability rewrites, to a fixpoint
     "cse",  # merge structurally equal pure nodes
+    "hoist",  # compute out of a scan's body what its steps need not compute again
     "dce",  # drop what no output or update needs
     "fuse",  # group elementwise chains (with a reduction or a matmul) into fused nodes
     "dce",
@@ -36,7 +37,7 @@ DEFAULT_PIPELINE = (
 # passes that also run inside control-flow bodies (each body on its own, with the same
 # inputs and outputs); a body's values are fresh arrays each step (kernels/cpu/control.py),
 # so plan_memory does not
-BODY_PASSES = frozenset({"fold", "simplify", "cse", "dce", "fuse"})
+BODY_PASSES = frozenset({"fold", "simplify", "cse", "hoist", "dce", "fuse"})
 
 
 @dataclass(frozen=True)

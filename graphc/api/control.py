@@ -439,11 +439,13 @@ def scan_vjp(
     """The gradients of a scan's operands: a scan of the steps' gradients in the other
     direction.
 
-    A forward scan like the original (CSE cannot merge them yet) also stacks each step's
-    carry and, unless `checkpoint`, the step's values that its gradient reads and that
-    depend on the step (values of the captures alone are computed again). The reverse
-    scan carries the carry's cotangent and the captures' summed gradients, and stacks
-    the xs' gradients."""
+    A forward scan like the original (cse lets it replace the original) also stacks
+    each step's carry and, unless `checkpoint`, the step's values that its gradient
+    reads and that depend on the step (values of the captures alone are computed
+    again). The reverse scan carries the carry's cotangent and the captures' summed
+    gradients, and stacks the xs' gradients; a weight's gradient terms x^T @ g are not
+    summed step by step: the reverse scan stacks x and g, and one GEMM over all the
+    steps sums them after it (as an LSTM's weight gradient is computed)."""
     carry = list(inputs[:n_carry])
     xs = list(inputs[n_carry : n_carry + n_xs])
     captures = list(inputs[n_carry + n_xs :])
@@ -475,36 +477,30 @@ def scan_vjp(
     grads = _zeros_where_none(grads, wrt)
     g_carry_prev = [grads[i] for i in fc]
     g_x = [grads[n_carry + i] for i in range(n_xs)]
-    g_cap = [grads[n_carry + n_xs + i] for i in fcap]
-    g_cap_sum = [a + b for a, b in zip(gcap_in, g_cap, strict=True)]
-    back_results = [*g_carry_prev, *g_cap_sum, *(g_x[i] for i in range(n_xs) if _is_float(xs[i]))]
+    gemms, summed, sums = _capture_terms([grads[n_carry + n_xs + i] for i in fcap], gcap_in)
+    float_xs = [i for i in range(n_xs) if _is_float(xs[i])]
+    back_results = [*g_carry_prev, *sums, *(g_x[i] for i in float_xs)]
+    back_results += [a for _, a, _ in gemms] + [b for _, _, b in gemms]
 
     # the step's values the gradient reads: stack those that depend on the step
+    body_value = {t.ref: v for v, t in tensors.items()}
     residuals: list[Value] = []
     if not checkpoint:
         varying = _depending_on(body, n_carry + n_xs)
-        body_value = {t.ref: v for v, t in tensors.items()}
-        for value in _read_by_gradient(back_results, forward_start, gradient_start):
-            if value in body_value and body_value[value] in varying:
-                residuals.append(value)
+        read = _read_by_gradient(back_results, forward_start, gradient_start)
+        residuals = [v for v in read if v in body_value and body_value[v] in varying]
     residual_args = _placeholders([DEFAULT_BUILDER.type_of(v) for v in residuals], "res")
     substitute = dict(zip(residuals, residual_args, strict=True))
-    back_body, extra = _extract(
-        "grad", [*arguments, *residual_args], back_results, start, substitute
-    )
+    # inputs as scan wants them: (*carry, *xs slices, *captures)
+    body_inputs = [*gc_in, *(gcap_in[k] for k in summed), *step_in, *gy_in, *residual_args]
+    body_inputs += cap_in
+    back_body, extra = _extract("grad", body_inputs, back_results, start, substitute)
     if extra:
         raise InternalError("the gradient of a scan body read a value outside it")
-    # reorder the backward body's inputs: (*carry, *xs slices, *captures) as scan wants
-    n_bc = len(fc) + len(fcap)
-    order = list(range(n_bc))
-    order += [n_bc + i for i in range(n_carry + n_xs + n_ys)]
-    order += [len(arguments) + i for i in range(len(residuals))]
-    order += [n_bc + n_carry + n_xs + n_ys + i for i in range(len(captures))]
-    back_body = dataclasses.replace(back_body, inputs=tuple(back_body.inputs[i] for i in order))
 
     # the forward scan, also stacking the carries and the residuals
     extra_outputs = list(body.inputs[:n_carry])
-    extra_outputs += [body_value[v] for v in residuals] if residuals else []
+    extra_outputs += [body_value[v] for v in residuals]
     stacking = dataclasses.replace(body, outputs=(*body.outputs, *extra_outputs))
     forward_attrs = dict(
         body=stacking,
@@ -520,7 +516,7 @@ def scan_vjp(
 
     from graphc.api import zeros_like
 
-    back_carry = [g_carry[i] for i in fc] + [zeros_like(captures[i]) for i in fcap]
+    back_carry = [g_carry[i] for i in fc] + [zeros_like(captures[fcap[k]]) for k in summed]
     back_xs = [*carries, *xs, *g_ys, *stacked_residuals]
     back_attrs = dict(
         body=back_body,
@@ -534,12 +530,78 @@ def scan_vjp(
     result: list[Tensor | None] = [None] * len(inputs)
     for k, i in enumerate(fc):
         result[i] = back[k]
-    for k, i in enumerate(fcap):
-        result[n_carry + n_xs + i] = back[len(fc) + k]
-    float_xs = [i for i in range(n_xs) if _is_float(xs[i])]
+    ys = back[len(back_carry) :]
     for k, i in enumerate(float_xs):
-        result[n_carry + i] = back[n_bc + k]
+        result[n_carry + i] = ys[k]
+    summed_totals = dict(zip(summed, back[len(fc) : len(back_carry)], strict=True))
+    stacked = ys[len(float_xs) :]
+    totals = _capture_totals(gemms, summed_totals, stacked, [captures[i] for i in fcap])
+    for k, i in enumerate(fcap):
+        result[n_carry + n_xs + i] = totals[k]
     return result
+
+
+def _capture_terms(
+    grads: Sequence[Tensor], accumulators: Sequence[Tensor]
+) -> tuple[list[tuple[int, Tensor, Tensor]], list[int], list[Tensor]]:
+    """Split each capture's per-step gradient: its terms x^T @ g (a weight's), which the
+    reverse scan stacks x and g for and one GEMM sums after it, as (capture k, x, g);
+    the captures whose other terms the carry sums; and those sums (accumulator + terms)."""
+    gemms: list[tuple[int, Tensor, Tensor]] = []
+    summed: list[int] = []
+    sums: list[Tensor] = []
+    for k, gradient in enumerate(grads):
+        pairs, others = _gemm_terms(gradient)
+        gemms += [(k, a, b) for a, b in pairs]
+        if others:
+            summed.append(k)
+            total = accumulators[k]
+            for term in others:
+                total = total + term
+            sums.append(total)
+    return gemms, summed, sums
+
+
+def _capture_totals(
+    gemms: Sequence[tuple[int, Tensor, Tensor]],
+    summed: dict[int, Tensor],
+    stacked: Sequence[Tensor],
+    captures: Sequence[Tensor],
+) -> list[Tensor]:
+    """Each capture's gradient after the reverse scan: the carry's sum and one GEMM over
+    all the steps per stacked pair (the x's, then the g's, of `gemms` in `stacked`)."""
+    from graphc.api import matmul, reshape, transpose, zeros_like
+
+    totals: list[Tensor | None] = [summed.get(k) for k in range(len(captures))]
+    xs_all, gs_all = stacked[: len(gemms)], stacked[len(gemms) :]
+    for (k, a, g), a_all, g_all in zip(gemms, xs_all, gs_all, strict=True):
+        flat_a = reshape(a_all, (-1, a.shape[-1]))
+        term = matmul(transpose(flat_a), reshape(g_all, (-1, g.shape[-1])))
+        previous = totals[k]
+        totals[k] = term if previous is None else previous + term
+    # (a capture the steps' gradient does not reach gets zeros)
+    return [zeros_like(c) if t is None else t for t, c in zip(totals, captures, strict=True)]
+
+
+def _gemm_terms(t: Tensor) -> tuple[list[tuple[Tensor, Tensor]], list[Tensor]]:
+    """`t` as a sum of terms: those of the form transpose(x) @ g with x and g matrices of
+    known columns (a weight's gradient), as (x, g) pairs, and the others."""
+    node = t.node
+    if node.op == "add" and all(DEFAULT_BUILDER.type_of(v) == t.type for v in node.inputs):
+        pairs: list[tuple[Tensor, Tensor]] = []
+        others: list[Tensor] = []
+        for v in node.inputs:
+            more, rest = _gemm_terms(DEFAULT_BUILDER.tensor(v))
+            pairs += more
+            others += rest
+        return pairs, others
+    if node.op == "matmul" and t.ndim == 2:
+        left, right = (DEFAULT_BUILDER.tensor(v) for v in node.inputs)
+        if left.op == "transpose" and left.node.attrs["perm"] == (1, 0) and right.ndim == 2:
+            x = DEFAULT_BUILDER.tensor(left.node.inputs[0])
+            if isinstance(x.shape[-1], int) and isinstance(right.shape[-1], int):
+                return [(x, right)], []
+    return [], [t]
 
 
 def _depending_on(body: Graph, n_step: int) -> set[Value]:

@@ -19,7 +19,7 @@ from graphc.errors import ShapeError
 from graphc.registry import NOT_DIFFERENTIABLE, AttrSpec, OpDef, register
 from graphc.types import Dim, Shape, TensorType, dim_product, normalize_axis
 
-REDUCE_ATTRS = {"axes": AttrSpec("axes"), "keepdims": AttrSpec("bool", False)}
+REDUCE_ATTRS = {"axes": AttrSpec("ints"), "keepdims": AttrSpec("bool", False)}  # (never None)
 REDUCTION = frozenset({"pure", "reduction"})
 
 

@@ -403,3 +403,16 @@ def test_text_that_ends_a_line_never_becomes_code(
     np.testing.assert_allclose(fn(feed)[1], expected(feed)[1], rtol=1e-6)
     assert not marker.exists()
     assert f"{line_break}open(" not in fn.source  # escaped in the comment
+
+
+def test_a_reduction_with_no_axes_attribute_value_is_a_format_error(valid, tmp_path: Path) -> None:
+    """Found by the fuzz test above: `axes: null` on a sum reached its type rule."""
+
+    def change(manifest: dict) -> None:
+        for node in manifest["graph"]["nodes"]:
+            if node["op"] == "sum":
+                node["attrs"]["axes"] = None
+                return
+        raise AssertionError("the valid file has no sum")
+
+    _expect(tmp_path, _rewrite(valid, change), "axes")

@@ -26,7 +26,6 @@ from graphc.errors import (
     InputError,
     InputTypeError,
     ShapeError,
-    UnsupportedError,
 )
 from graphc.ir import Graph
 from graphc.runtime.feeds import TensorSpec
@@ -331,8 +330,6 @@ def _build_executable(
     """The executable that runs `graph` (optimized and numbered) on `device`: built from
     the graph, its signature's inputs, the variable states by node id and, on "cpu" and
     "cuda", the module generated for it."""
-    if device == "cuda":
-        _check_lowerable(graph, device)
     if device == "cpu":
         return _compile(graph, inputs, states, compile_mode)
     if device == "cuda":
@@ -340,18 +337,6 @@ def _build_executable(
     from graphc.runtime.base import ReferenceExecutable
 
     return ReferenceExecutable(graph, inputs, states)
-
-
-def _check_lowerable(graph: Graph, device: str) -> None:
-    """Refuse, before any lowering, a graph whose control flow `device` cannot run yet."""
-    from graphc.registry import lookup
-
-    control = sorted({n.op for n in graph.nodes if "control" in lookup(n.op).traits})
-    if control:
-        raise UnsupportedError(
-            f"device={device!r} cannot run control flow ({', '.join(control)}) yet; "
-            "build this function with device='cpu' or 'reference', which run it"
-        )
 
 
 def _compile(

@@ -220,6 +220,36 @@ class Writer(EntryWriter):
     def bind(self, statement: str) -> None:
         self.lines.append(Binding(statement))
 
+    # ---- control flow (kernels/control_writer.py)
+
+    def body_writer(self, body: Any) -> Any:
+        from graphc.kernels.cpu.control import BodyWriter
+
+        return BodyWriter(self, body)
+
+    def operand(self, value: Value) -> str:
+        """A C-contiguous array of `value`, bound before a loop or branch (a copy made for
+        a strided operand is made once, not in every step)."""
+        expression = self.contiguous_arg(value)
+        if expression.isidentifier():
+            return expression
+        name = self.temp("operand")
+        self.line(f"{name} = {expression}")
+        return name
+
+    def holds(self, expression: str) -> str:
+        return f"{expression}[()]"
+
+    def row(self, expression: str, t: str, ndim: int) -> str:
+        # (a 1-d array's item is a scalar: a body takes a 0-d array)
+        return f"{expression}[{t}:{t} + 1].reshape(())" if ndim == 1 else f"{expression}[{t}]"
+
+    def store_row(self, target: str, t: str, expression: str, row: TensorType) -> str:
+        return f"{target}[{t}] = {expression}{'[()]' if row.ndim == 0 else ''}"
+
+    def full(self, shape: str, value: str) -> str:
+        return f"np.full({shape}, {value})"
+
     # ---- for the emitters of this backend
 
     def sizes(self, tensor_type: TensorType) -> str:

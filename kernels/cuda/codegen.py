@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from graphc.ir import Node, Value
+from graphc.kernels import control_writer, rows, scalar, text, writer
 from graphc.kernels import emit as emitters
 from graphc.kernels import plan as planning
-from graphc.kernels import rows, scalar, text, writer
+from graphc.kernels.control_writer import BodyWriting
 from graphc.kernels.writer import EntryWriter
 from graphc.ops.fused import body_types
 from graphc.types import Dim, TensorType
@@ -106,6 +107,32 @@ class Writer(EntryWriter):
     def copy(self, name: str) -> str:
         return f"launch.copy({name}, stream)"
 
+    # ---- control flow (kernels/control_writer.py): a host loop launching kernels
+
+    def body_writer(self, body: Any) -> Any:
+        return BodyWriter(self, body)
+
+    def operand(self, value: Value) -> str:
+        """The device array of `value` (every device value is C-contiguous)."""
+        expression = self.arg(value)
+        if expression.isidentifier():
+            return expression
+        name = self.temp("operand")
+        self.line(f"{name} = {expression}")
+        return name
+
+    def holds(self, expression: str) -> str:
+        return f"launch.holds({expression})"
+
+    def row(self, expression: str, t: str, ndim: int) -> str:
+        return f"launch.row({expression}, {t})"
+
+    def store_row(self, target: str, t: str, expression: str, row: TensorType) -> str:
+        return f"launch.store({target}, {t}, {expression}, stream)"
+
+    def full(self, shape: str, value: str) -> str:
+        return f"launch.full({shape}, {value}, stream)"
+
     # ---- kernels
 
     def kernel(self, params: list[str], body: list[str], comment: str) -> str:
@@ -158,6 +185,29 @@ class Writer(EntryWriter):
         """A value's device array, a 0-d one as one element (kernels index [0])."""
         name = self.arg(value)
         return f"launch.flat({name})" if self.type_of(value).ndim == 0 else name
+
+
+class BodyWriter(BodyWriting, Writer):
+    """Writes one control-flow body's statements for an enclosing CUDA writer: its
+    kernels join the module's, and its launches run in the host loop."""
+
+    def __init__(self, outer: Writer, body: Any) -> None:
+        super().__init__(control_writer.body_program(body, outer.program))
+        self.kernels = outer.kernels  # (one list: names stay distinct)
+        self.outer = outer
+        self.prefix = outer.temp("b") + "_"
+
+    def kernel(self, params: list[str], body: list[str], comment: str) -> str:
+        name = super().kernel(params, body, comment)
+        self.outer.checks = self.outer.checks or self.checks
+        return name
+
+    def map(self, *args: Any, **kwargs: Any) -> None:
+        super().map(*args, **kwargs)
+        self.outer.checks = self.outer.checks or self.checks
+
+    def fresh(self, expression: str, index: int) -> str:
+        return expression  # (device values are C-contiguous; results are not inputs)
 
 
 def broadcast_index(t: TensorType, array: str, shape: tuple[Dim, ...], index: list[str]) -> str:

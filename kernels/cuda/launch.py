@@ -65,3 +65,29 @@ def copy(array: Any, stream: Any) -> Any:
 def flat(array: Any) -> Any:
     """A contiguous device array as 1-D (a 0-d one as one element), without copying."""
     return array.reshape(max(array.size, 1) if array.ndim == 0 else array.size)
+
+
+# ---- control flow (kernels/control_writer.py): the loop runs on the host, launching
+# its body's kernels, with the carries on the device
+
+
+def row(array: Any, t: int) -> Any:
+    """Row `t` (axis 0) of a C-contiguous device array, as a device view of the rest of
+    its shape (a 0-d array for a 1-d one)."""
+    return array[t : t + 1].reshape(array.shape[1:])
+
+
+def store(array: Any, t: int, value: Any, stream: Any) -> None:
+    """Write device array `value` into row `t` of `array`."""
+    if value.size:
+        flat(row(array, t)).copy_to_device(flat(value), stream=stream)
+
+
+def full(shape: tuple[int, ...], value: Any, stream: Any) -> Any:
+    """A new device array of `shape` filled with the scalar `value` (of its dtype)."""
+    return cuda.to_device(np.full(shape, value), stream=stream)
+
+
+def holds(array: Any) -> bool:
+    """The truth of a bool 0-d device array (the host waits for it)."""
+    return bool(array.copy_to_host().reshape(-1)[0])

@@ -7,7 +7,7 @@ emitter of the CUDA target in the one registry (kernels/emit.py).
 from __future__ import annotations
 
 from graphc.ir import Node
-from graphc.kernels import scalar
+from graphc.kernels import control_writer, scalar
 from graphc.kernels.cuda import arrays as _arrays  # noqa: F401  (registers the array ops)
 from graphc.kernels.cuda.codegen import (
     Writer,
@@ -176,3 +176,21 @@ def _fused_matmul(w: Writer, node: Node) -> None:
     elementwise_map(
         w, node, arrays, operand_types, epilogue, results, f"matmul epilogue: {comment}"
     )
+
+
+# ------------------------------------------------------------------ control flow
+
+
+@emits("cond", alloc=False)
+def _cond(w: Writer, node: Node) -> None:
+    control_writer.emit_cond(w, node)
+
+
+@emits("scan", alloc=False)
+def _scan(w: Writer, node: Node) -> None:
+    control_writer.emit_scan(w, node)
+
+
+@emits("while_loop", alloc=False)
+def _while_loop(w: Writer, node: Node) -> None:
+    control_writer.emit_while(w, node)

@@ -16,22 +16,15 @@ import pytest
 import graphc as gc
 from graphc.kernels import emit, plan
 from graphc.kernels.plan import SOURCE_HOMES
-from graphc.ops.control import CONTROL_OPS
 from graphc.registry import REGISTRY
 
 COMPUTING = sorted(name for name in REGISTRY if name not in SOURCE_HOMES)
-# control flow is not lowered for CUDA yet: function() refuses it there, which
-# tests/cuda/test_cuda_control.py checks
-NOT_LOWERED = {"cuda": frozenset(CONTROL_OPS)}
 TARGETS = sorted(emit.TARGETS)
 
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", COMPUTING)
 def test_every_op_has_an_emitter_on_every_target(name: str, target: str) -> None:
-    if name in NOT_LOWERED.get(target, ()):
-        assert name not in emit.ops(target)  # (and function() refuses it on target)
-        return
     assert name in emit.ops(target), f"op {name!r}: no {target} emitter (see CONTRIBUTING.md)"
 
 

@@ -39,6 +39,22 @@ from graphc.printer import format_node
 from graphc.types import TensorType
 
 
+def bound(w: Any, expression: str) -> str:
+    """`expression` as a name: itself if it is one, else a temporary bound to it now
+    (before a loop: an operand's copy or view is made once, not in every step)."""
+    if expression.isidentifier():
+        return expression
+    name = w.temp("operand")
+    w.line(f"{name} = {expression}")
+    return name
+
+
+def register(target: str) -> None:
+    """Register this module's emitters of cond, scan and while_loop for `target`."""
+    for op, function in (("cond", emit_cond), ("scan", emit_scan), ("while_loop", emit_while)):
+        emit.emits(target, op, alloc=False)(function)
+
+
 def body_program(body: Graph, outer: planning.Program) -> planning.Program:
     """The program of a body, its run-time sizes the enclosing program's slots."""
     return dataclasses.replace(planning.plan(body), dims=outer.dims)

@@ -228,14 +228,10 @@ class Writer(EntryWriter):
         return BodyWriter(self, body)
 
     def operand(self, value: Value) -> str:
-        """A C-contiguous array of `value`, bound before a loop or branch (a copy made for
-        a strided operand is made once, not in every step)."""
-        expression = self.contiguous_arg(value)
-        if expression.isidentifier():
-            return expression
-        name = self.temp("operand")
-        self.line(f"{name} = {expression}")
-        return name
+        """A C-contiguous array of `value`, bound before a loop or branch."""
+        from graphc.kernels.control_writer import bound
+
+        return bound(self, self.contiguous_arg(value))
 
     def holds(self, expression: str) -> str:
         return f"{expression}[()]"

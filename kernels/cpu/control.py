@@ -9,11 +9,10 @@ the rest), and the Python entry (runtime/interpreted.py) runs the same text.
 
 from __future__ import annotations
 
-from graphc.ir import Graph, Node
+from graphc.ir import Graph
 from graphc.kernels import control_writer
 from graphc.kernels.control_writer import BodyWriting
 from graphc.kernels.cpu.codegen import Writer, _expand
-from graphc.kernels.cpu.emit import emits
 
 
 class BodyWriter(BodyWriting, Writer):
@@ -41,16 +40,4 @@ class BodyWriter(BodyWriting, Writer):
         return f"np.ascontiguousarray({expression})"
 
 
-@emits("cond", alloc=False)
-def _cond(w: Writer, node: Node) -> None:
-    control_writer.emit_cond(w, node)
-
-
-@emits("scan", alloc=False)
-def _scan(w: Writer, node: Node) -> None:
-    control_writer.emit_scan(w, node)
-
-
-@emits("while_loop", alloc=False)
-def _while_loop(w: Writer, node: Node) -> None:
-    control_writer.emit_while(w, node)
+control_writer.register("cpu")

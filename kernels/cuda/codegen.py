@@ -114,12 +114,7 @@ class Writer(EntryWriter):
 
     def operand(self, value: Value) -> str:
         """The device array of `value` (every device value is C-contiguous)."""
-        expression = self.arg(value)
-        if expression.isidentifier():
-            return expression
-        name = self.temp("operand")
-        self.line(f"{name} = {expression}")
-        return name
+        return control_writer.bound(self, self.arg(value))
 
     def holds(self, expression: str) -> str:
         return f"launch.holds({expression})"

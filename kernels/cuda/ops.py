@@ -180,17 +180,4 @@ def _fused_matmul(w: Writer, node: Node) -> None:
 
 # ------------------------------------------------------------------ control flow
 
-
-@emits("cond", alloc=False)
-def _cond(w: Writer, node: Node) -> None:
-    control_writer.emit_cond(w, node)
-
-
-@emits("scan", alloc=False)
-def _scan(w: Writer, node: Node) -> None:
-    control_writer.emit_scan(w, node)
-
-
-@emits("while_loop", alloc=False)
-def _while_loop(w: Writer, node: Node) -> None:
-    control_writer.emit_while(w, node)
+control_writer.register("cuda")

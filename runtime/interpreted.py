@@ -149,8 +149,12 @@ def _ir_parts(ir: str) -> tuple[str, str]:
 
 
 def _statement(line: str, ir: str, kernels: Sequence[Kernel]) -> Statement:
-    found = _KERNEL.search(line)
     op, shape = _ir_parts(ir)
+    head = line.lstrip()
+    if head.startswith(("for ", "while ")) or (head.startswith("if ") and op == "cond"):
+        # a control-flow node's loop or branch, its body's kernels and all: one statement
+        return Statement("(loop)" if op != "cond" else "(branch)", op, shape)
+    found = _KERNEL.search(line)
     if found:
         index = [k.symbol for k in kernels].index(found.group(1))
         return Statement(f"k{index}", kernels[index].what, shape)

@@ -477,7 +477,9 @@ def scan_vjp(
     grads = _zeros_where_none(grads, wrt)
     g_carry_prev = [grads[i] for i in fc]
     g_x = [grads[n_carry + i] for i in range(n_xs)]
-    gemms, summed, sums = _capture_terms([grads[n_carry + n_xs + i] for i in fcap], gcap_in)
+    gemms, summed, sums = _capture_terms(
+        [grads[n_carry + n_xs + i] for i in fcap], gcap_in, stack=not checkpoint
+    )
     float_xs = [i for i in range(n_xs) if _is_float(xs[i])]
     back_results = [*g_carry_prev, *sums, *(g_x[i] for i in float_xs)]
     back_results += [a for _, a, _ in gemms] + [b for _, _, b in gemms]
@@ -542,16 +544,18 @@ def scan_vjp(
 
 
 def _capture_terms(
-    grads: Sequence[Tensor], accumulators: Sequence[Tensor]
+    grads: Sequence[Tensor], accumulators: Sequence[Tensor], stack: bool
 ) -> tuple[list[tuple[int, Tensor, Tensor]], list[int], list[Tensor]]:
     """Split each capture's per-step gradient: its terms x^T @ g (a weight's), which the
     reverse scan stacks x and g for and one GEMM sums after it, as (capture k, x, g);
-    the captures whose other terms the carry sums; and those sums (accumulator + terms)."""
+    the captures whose other terms the carry sums; and those sums (accumulator + terms).
+    Without `stack` (a checkpointed scan stores no more than its carries), the carry
+    sums every term."""
     gemms: list[tuple[int, Tensor, Tensor]] = []
     summed: list[int] = []
     sums: list[Tensor] = []
     for k, gradient in enumerate(grads):
-        pairs, others = _gemm_terms(gradient)
+        pairs, others = _gemm_terms(gradient) if stack else ([], [gradient])
         gemms += [(k, a, b) for a, b in pairs]
         if others:
             summed.append(k)

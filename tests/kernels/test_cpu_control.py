@@ -96,3 +96,12 @@ def test_strided_operands_are_made_contiguous_once_not_every_step(rng) -> None:
     assert "ascontiguousarray" not in loop  # the transposed weight is copied before the loop
     xv = rng.standard_normal((6, 4, 3)).astype(np.float32)
     np.testing.assert_allclose(f(xv), (xv @ w.value.T).sum(0), rtol=1e-5)
+
+
+def test_the_profile_shows_a_loop_as_one_statement(rng) -> None:
+    inputs, outputs = _rnn()
+    f = gc.function(inputs, outputs, device="cpu", compile="eager")
+    table = str(f.profile(rng.standard_normal((5, 3)).astype(np.float32), runs=2))
+    loops = [line for line in table.splitlines() if line.startswith("(loop)")]
+    assert loops  # the forward and backward scans, not their first kernels
+    assert all(" scan " in line for line in loops)

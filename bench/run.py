@@ -1,4 +1,4 @@
-"""Run the W1-W8 benchmarks and print tables of medians and ratios from this run.
+"""Run the W1-W9 benchmarks and print tables of medians and ratios from this run.
 
     python bench/run.py [--quick] [--threads 1,2] [--only W1,W5,W7] [--out bench/results.json]
 
@@ -11,7 +11,7 @@ torch eager, jax.jit (on the CPU, with XLA_FLAGS holding XLA to the same count) 
 onnxruntime, and the physical limits. OPENBLAS_CORETYPE is left as the user has it,
 except in the limits process on an AVX-512 CPU, where the GEMMs-alone limit runs
 OpenBLAS's SkylakeX kernels when the user set nothing. W5 times new processes
-(w5_child.py) from exec to the first W2 loss. W7 and W8, the training steps, are
+(w5_child.py) from exec to the first W2 loss. W7, W8 and W9, the training steps, are
 steps.py's measurement at the same thread counts: graphc against torch eager,
 torch.compile and jax.jit. The results also go to a JSON file. The exit status is 1 when
 any measurement failed or was wrong.
@@ -45,7 +45,7 @@ W5_TIMEOUT_S = 300
 W5_RUNS = 3  # processes per W5 row (1 with --quick), fewer when they are slow
 W5_BUDGET_S = 20  # no new W5 process once a row's processes have taken about this long
 W5_SYSTEMS = ("numpy", "torch", "graphc")  # (jax and onnxruntime: not measured)
-STEPS_QUICK_RUNS = 5  # W7 and W8 steps per median with --quick (steps.RUNS otherwise)
+STEPS_QUICK_RUNS = 5  # W7-W9 steps per median with --quick (steps.RUNS otherwise)
 # the peers of W1-W6 and the modules each needs
 PEER_MODULES = {"torch": ("torch",), "jax": ("jax",), "ort": ("onnxruntime", "onnx")}
 
@@ -251,7 +251,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument(
         "--only",
-        default="W1,W2,W3,W4,W5,W6,W7,W8",
+        default="W1,W2,W3,W4,W5,W6,W7,W8,W9",
         help='comma-separated workloads (W3 means both batch sizes, W5 cold and warm; "W3 b1"'
         " one row)",
     )
@@ -317,7 +317,7 @@ def build_rows(
 
 
 def run_steps(args: argparse.Namespace) -> dict[int, list[tuple[str, dict[str, dict]]]]:
-    """W7 and W8 (those --only selects): steps.py's measurement at each thread count."""
+    """W7, W8 and W9 (those --only selects): steps.py's measurement at each thread count."""
     selected = [name for name in steps.WORKLOADS if name in args.only]
     if not selected:
         return {}

@@ -16,10 +16,10 @@ import dataclasses
 import itertools
 
 from graphc.ir import Graph, Node, Value
-from graphc.ops.control import CONTROL_OPS
+from graphc.ops.control import CONTROL_OPS, bodies, placeholder_attrs
 from graphc.ops.fused import body_types as fused_body_types
 from graphc.registry import Attrs
-from graphc.types import Sym, TensorType
+from graphc.types import TensorType
 
 
 def has_control_flow(g: Graph) -> bool:
@@ -31,7 +31,7 @@ def body_types(g: Graph) -> list[TensorType]:
     included (their run-time sizes are slots of the entry's dims)."""
     types: list[TensorType] = []
     for n in g.nodes:
-        for body in _bodies(n):
+        for body in bodies(n.attrs):
             for m in body.nodes:
                 types += m.types
                 if m.op == "fused":  # (a fused group's inner values: its loop runs over them)
@@ -39,14 +39,6 @@ def body_types(g: Graph) -> list[TensorType]:
                     types += fused_body_types(inputs, m.attrs["body"])
             types += body_types(body)
     return types
-
-
-def body_syms(g: Graph) -> list[Sym]:
-    return [d for t in body_types(g) for d in t.shape if isinstance(d, Sym)]
-
-
-def _bodies(n: Node) -> list[Graph]:
-    return [v for v in n.attrs.values() if isinstance(v, Graph)] if n.op in CONTROL_OPS else []
 
 
 def _is_array_constant(n: Node) -> bool:
@@ -91,13 +83,8 @@ def _as_inputs(body: Graph, lifted: list[Node]) -> Graph:
     fresh = itertools.count(max(n.id for n in body.nodes) + 1)
     placeholders = []
     for k, c in enumerate(lifted):
-        t = c.types[0]
-        attrs = {
-            "name": f"lifted{k}",
-            "dtype": t.dtype.name,
-            "shape": tuple(d if isinstance(d, int) else d.name for d in t.shape),
-        }
-        placeholders.append(Node(next(fresh), "placeholder", (), Attrs(attrs), c.types))
+        attrs = Attrs(placeholder_attrs(f"lifted{k}", c.types[0]))
+        placeholders.append(Node(next(fresh), "placeholder", (), attrs, c.types))
     replacing: dict[Value, Value] = {}
     kept: list[Node] = []
     for m in body.nodes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from graphc.errors import GraphcError
 from graphc.ir import Graph, GraphBuilder, Node, Value
+from graphc.ops.control import placeholder_attrs
 from graphc.passes.manager import PassResult, graph_pass
 from graphc.passes.rewrite import Rewriter
 from graphc.registry import Attrs, lookup
@@ -126,9 +127,7 @@ def _rebuilt(
     mapped: dict[Value, Value] = {}
 
     def placeholder(v: Value, name: str) -> Value:
-        t = body.type_of(v)
-        shape = tuple(d if isinstance(d, int) else d.name for d in t.shape)
-        attrs = {"name": name, "dtype": t.dtype.name, "shape": shape}
+        attrs = placeholder_attrs(name, body.type_of(v))
         (made,) = builder.add("placeholder", [], attrs, origin=body.node(v).origin)
         return made
 

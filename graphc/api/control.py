@@ -23,8 +23,9 @@ import numpy as np
 
 from graphc.errors import ArgumentError, ArgumentTypeError, DTypeError, InternalError, ShapeError
 from graphc.ir import Graph, GraphBuilder, Value, located
+from graphc.ops.control import placeholder_attrs
 from graphc.tensor import DEFAULT_BUILDER, Tensor, as_tensor, build, build1
-from graphc.types import Sym, TensorType
+from graphc.types import TensorType
 
 __all__ = ["cond", "fori_loop", "scan", "while_loop"]
 
@@ -93,22 +94,9 @@ def _describe(shape: Any) -> str:
 # --- bodies: tracing, inlining, differentiating ----------------------------------------
 
 
-def _dim_name(dim: int | Sym) -> int | str:
-    return dim if isinstance(dim, int) else dim.name
-
-
 def _placeholders(types: Sequence[TensorType], prefix: str) -> list[Tensor]:
     return [
-        build1(
-            "placeholder",
-            [],
-            {
-                "name": f"{prefix}{i}",
-                "dtype": t.dtype.name,
-                "shape": tuple(_dim_name(d) for d in t.shape),
-            },
-        )
-        for i, t in enumerate(types)
+        build1("placeholder", [], placeholder_attrs(f"{prefix}{i}", t)) for i, t in enumerate(types)
     ]
 
 
@@ -160,12 +148,7 @@ def _extract(
     inputs = []
     sources = [*arguments, *captured.values()]
     for index, tensor in enumerate(sources):
-        t = tensor.type
-        attrs = {
-            "name": f"in{index}",
-            "dtype": t.dtype.name,
-            "shape": tuple(_dim_name(d) for d in t.shape),
-        }
+        attrs = placeholder_attrs(f"in{index}", tensor.type)
         (value,) = builder.add("placeholder", [], attrs, origin=tensor.node.origin)
         inputs.append(value)
         mapped[tensor.ref] = value

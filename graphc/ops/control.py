@@ -47,6 +47,13 @@ def bodies(attrs: Any) -> list[Graph]:
     return [v for v in attrs.values() if isinstance(v, Graph)]
 
 
+def placeholder_attrs(name: str, t: TensorType) -> dict[str, Any]:
+    """The attributes of a body's placeholder `name` of type `t` (a run-time size keeps
+    its name, so the body's size is the same as the operand's)."""
+    shape = tuple(d if isinstance(d, int) else d.name for d in t.shape)
+    return {"name": name, "dtype": t.dtype.name, "shape": shape}
+
+
 def _retype(body: Graph, types: Sequence[TensorType], what: str) -> tuple[TensorType, ...]:
     """The types of `body`'s outputs when its inputs have `types`."""
     from graphc.interpret import concrete_types  # (the interpreter imports the ops)
@@ -174,23 +181,19 @@ def _scan(*arrays: np.ndarray, **attrs: Any) -> tuple[np.ndarray, ...]:
     from graphc.interpret import concrete_types, evaluate
 
     body, n_carry, n_xs = attrs["body"], attrs["n_carry"], attrs["n_xs"]
-    length, reverse = attrs["length"], attrs["reverse"]
+    reverse = attrs["reverse"]
     carry, xs, captures = _split_scan(arrays, n_carry, n_xs)
-    types = _infer_scan(*(TensorType(a.dtype, a.shape) for a in arrays), **attrs)
-    steps = int(scan_length([TensorType(x.dtype, x.shape) for x in xs], length))
-    ys = [np.empty(t.shape, t.dtype) for t in types[n_carry:]]
-    slice_types = [TensorType(x.dtype, x.shape[1:]) for x in xs]
+    steps = int(scan_length([TensorType(x.dtype, x.shape) for x in xs], attrs["length"]))
+    # (the call's typing checked the carry; the body's types serve every step)
+    operand_types = [TensorType(a.dtype, a.shape) for a in arrays]
+    ((_, input_types),) = body_input_types("scan", attrs, operand_types)
     step_types = concrete_types(
-        body,
-        {
-            v.node: t
-            for v, t in zip(
-                body.inputs,
-                [*types[:n_carry], *slice_types, *(TensorType(c.dtype, c.shape) for c in captures)],
-                strict=True,
-            )
-        },
+        body, {v.node: t for v, t in zip(body.inputs, input_types, strict=True)}
     )
+    ys = []
+    for v in body.outputs[n_carry:]:
+        y = step_types[v.node][v.index]
+        ys.append(np.empty((steps, *y.shape), y.dtype))
     order = range(steps - 1, -1, -1) if reverse else range(steps)
     for t in order:
         step_inputs = [*carry, *(x[t] for x in xs), *captures]
